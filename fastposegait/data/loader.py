@@ -1,0 +1,84 @@
+"""DataLoaders whose workers do all per-batch work: loading, frame sampling, transforms.
+
+The sampler yields one :class:`~fastposegait.data.sampler.BatchRequest` per batch; a worker
+receives the whole request and returns the finished tensors. The batch's randomness comes
+from a generator keyed by ``(seed, batch key, rank)``, so results do not depend on the number
+of workers, and a resumed run sees the same augmentations as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import filter_kwargs
+from ..registry import SAMPLERS
+from .collate import Batch, BatchCollator, frame_sampler_from_cfg
+from .dataset import PoseDataset
+from .sampler import BatchRequest, batch_rng
+from .transforms import build_transforms
+
+# sampler-section keys consumed by the frame sampler or the config loader, not the sampler
+_FRAME_KEYS = ("type", "sample_type", "frames_num_fixed", "frames_num_min", "frames_num_max",
+               "frames_skip_num", "frames_all_limit")
+
+
+class BatchBuilder(Dataset):
+    """Maps a :class:`BatchRequest` to a finished batch (runs in a DataLoader worker)."""
+
+    def __init__(self, dataset: PoseDataset, collator: BatchCollator, seed: int, rank: int, phase: int) -> None:
+        self.dataset = dataset
+        self.collator = collator
+        self.seed = seed
+        self.rank = rank
+        self.phase = phase  # 0 train, 1 test: keeps the two streams apart
+
+    def __getitem__(self, request: BatchRequest) -> Batch:
+        key, indices = request
+        ds = self.dataset
+        sequences = [ds.load(i) for i in indices]
+        records = [ds.records[i] for i in indices]
+        rng = batch_rng(self.seed, key, self.phase, self.rank)
+        return self.collator(
+            sequences, ds.labels[indices], [r.type for r in records], [r.view for r in records], rng,
+        )
+
+    def __len__(self) -> int:  # pragma: no cover - requests come from the sampler
+        raise TypeError("BatchBuilder is indexed by BatchRequest")
+
+
+def _identity(batch: Batch) -> Batch:
+    return batch
+
+
+def build_sampler(dataset: PoseDataset, sampler_cfg: Mapping[str, Any], seed: int, rank: int, world_size: int) -> Any:
+    """Instantiate the registered sampler named by ``sampler_cfg['type']``."""
+    cls = SAMPLERS.get(sampler_cfg["type"], where="sampler.type")
+    kwargs = filter_kwargs(cls, sampler_cfg, f"sampler {sampler_cfg['type']}", ignore=_FRAME_KEYS)
+    return cls(dataset, seed=seed, rank=rank, world_size=world_size, **kwargs)
+
+
+def build_loader(
+    dataset: PoseDataset,
+    sampler_cfg: Mapping[str, Any],
+    transform_cfg: Any,
+    *,
+    training: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader over ``dataset`` that yields ``[inputs, labels, types, views, seqL]``."""
+    sampler = build_sampler(dataset, sampler_cfg, seed, rank, world_size)
+    collator = BatchCollator(frame_sampler_from_cfg(sampler_cfg), build_transforms(transform_cfg))
+    builder = BatchBuilder(dataset, collator, seed, rank, phase=0 if training else 1)
+    kwargs: dict = {}
+    if num_workers > 0:
+        kwargs.update(persistent_workers=training, prefetch_factor=4)
+    return DataLoader(
+        builder, sampler=sampler, batch_size=None, collate_fn=_identity,
+        num_workers=num_workers, pin_memory=pin_memory, **kwargs,
+    )

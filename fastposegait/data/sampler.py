@@ -1,0 +1,142 @@
+"""Batch samplers: which sequences form each batch, and which part of it this rank takes.
+
+Upstream draws a batch on every rank and then broadcasts rank 0's draw over NCCL, several
+blocking GPU round trips per batch (Q4). Here every rank draws the *whole global batch* from
+a generator seeded by ``(seed, batch key)`` and keeps its strided slice (positions
+``rank, rank + W, ...``): the ranks agree with no communication, each batch has upstream's
+distribution, and because the key is the batch number a resumed run replays the batches an
+uninterrupted run would have seen.
+
+Each sampler yields :class:`BatchRequest` items; the loader turns one into a batch.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Iterator, List, NamedTuple, Sequence
+
+import numpy as np
+
+from ..registry import SAMPLERS
+
+
+class BatchRequest(NamedTuple):
+    """One batch for this rank: its key (seeds the batch's randomness) and sequence indices."""
+
+    key: int
+    indices: List[int]
+
+
+def batch_rng(seed: int, key: int, *extra: int) -> np.random.Generator:
+    """The generator for batch ``key``; identical on every rank for the same arguments."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, key, *extra])))
+
+
+def _check_divisible(total: int, world_size: int, what: str) -> None:
+    if total % world_size:
+        raise ValueError(
+            f"{what} = {total} is not divisible by the world size {world_size}; "
+            "choose a batch size that is a multiple of the number of processes"
+        )
+
+
+class _EndlessSampler:
+    """Shared part of the training samplers: endless keyed batches, strided by rank."""
+
+    def __init__(self, dataset, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start = 0  # key of the first batch; the runner sets it when resuming
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def global_batch(self, key: int) -> np.ndarray:
+        """The batch every rank agrees on for ``key`` (before the per-rank split)."""
+        return self.draw(batch_rng(self.seed, key))
+
+    def __iter__(self) -> Iterator[BatchRequest]:
+        for key in itertools.count(self.start):
+            batch = self.global_batch(key)
+            yield BatchRequest(key, batch[self.rank::self.world_size].tolist())
+
+
+@SAMPLERS.register("TripletSampler")
+class TripletSampler(_EndlessSampler):
+    """P subjects x K sequences per batch (``batch_size: [P, K]``), for metric losses.
+
+    Subjects are distinct when the split has at least P of them; a subject's K sequences are
+    distinct when it has at least K. ``batch_shuffle`` permutes the P*K entries.
+    """
+
+    def __init__(self, dataset, batch_size: Sequence[int], batch_shuffle: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(dataset, seed, rank, world_size)
+        if not (isinstance(batch_size, (list, tuple)) and len(batch_size) == 2):
+            raise ValueError(f"TripletSampler batch_size must be [P, K], got {batch_size!r}")
+        self.P, self.K = int(batch_size[0]), int(batch_size[1])
+        _check_divisible(self.P * self.K, world_size, "TripletSampler batch_size P*K")
+        self.batch_shuffle = batch_shuffle
+        self.by_label = dataset.indices_by_label
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        n_labels = len(self.by_label)
+        subjects = rng.choice(n_labels, self.P, replace=n_labels < self.P)
+        parts = []
+        for s in subjects:
+            pool = self.by_label[s]
+            parts.append(pool[rng.choice(len(pool), self.K, replace=len(pool) < self.K)])
+        batch = np.concatenate(parts)
+        if self.batch_shuffle:
+            batch = batch[rng.permutation(len(batch))]
+        return batch
+
+
+@SAMPLERS.register("CommonSampler")
+class CommonSampler(_EndlessSampler):
+    """B distinct sequences drawn uniformly per batch (``batch_size: B``)."""
+
+    def __init__(self, dataset, batch_size: int, batch_shuffle: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(dataset, seed, rank, world_size)
+        self.batch_size = int(batch_size)
+        _check_divisible(self.batch_size, world_size, "CommonSampler batch_size")
+        self.batch_shuffle = batch_shuffle  # accepted for compatibility; draws are already random
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        n = len(self.dataset)
+        return rng.choice(n, self.batch_size, replace=n < self.batch_size)
+
+
+@SAMPLERS.register("InferenceSampler")
+class InferenceSampler:
+    """Every sequence once, in index order, for testing (``batch_size: B`` global).
+
+    The index list is padded to a multiple of B with its first entries, cut into chunks of
+    B/W, and rank r takes chunks r, r+W, ... . Gathering the ranks' outputs in rank order
+    rebuilds global batch b = indices [bB, (b+1)B); the runner drops the padding at the end.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 batch_shuffle: bool = False) -> None:
+        self.size = len(dataset)
+        self.batch_size = int(batch_size)
+        self.rank = rank
+        self.world_size = world_size
+        if self.batch_size < 1:
+            raise ValueError(f"InferenceSampler batch_size must be >= 1, got {batch_size}")
+        _check_divisible(self.batch_size, world_size, "InferenceSampler batch_size")
+        indices = list(range(self.size))
+        if self.batch_size != 1:
+            pad = -self.size % self.batch_size
+            indices += (indices * (pad // max(self.size, 1) + 1))[:pad]
+        per_rank = self.batch_size // world_size
+        chunks = [indices[i:i + per_rank] for i in range(0, len(indices), per_rank)]
+        self.requests = [BatchRequest(key, chunk) for key, chunk in enumerate(chunks[rank::world_size])]
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __iter__(self) -> Iterator[BatchRequest]:
+        return iter(self.requests)

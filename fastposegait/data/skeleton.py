@@ -1,0 +1,124 @@
+"""Joint formats: joint names, graph edges, left/right flip pairs, bone parents, centre.
+
+Every piece of code that needs to know a skeleton layout (graph construction, transforms,
+feature builders, synthetic data, preprocessing) reads it from here, so a layout is defined
+exactly once. ``alphapose`` and ``openpose`` are the same 18-joint OpenPose order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class JointFormat:
+    """A skeleton layout.
+
+    Attributes:
+        name: canonical format name.
+        joint_names: one name per joint, in storage order.
+        edges: undirected bones between joints (self-loops excluded).
+        center: index of the joint used for relative coordinates.
+        flip: left/right permutation (``flip[i]`` = joint that ``i`` becomes when mirrored);
+            ``None`` when the format has no defined flip.
+        parents: bone parent of each joint (``x - x[parents]`` is the bone vector).
+    """
+
+    name: str
+    joint_names: Tuple[str, ...]
+    edges: Tuple[Tuple[int, int], ...]
+    center: int
+    flip: Tuple[int, ...] | None
+    parents: Tuple[int, ...]
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def flip_array(self) -> np.ndarray:
+        if self.flip is None:
+            raise ValueError(f"joint format {self.name!r} has no left/right flip permutation")
+        return np.asarray(self.flip, dtype=np.int64)
+
+    def parents_array(self) -> np.ndarray:
+        return np.asarray(self.parents, dtype=np.int64)
+
+
+COCO = JointFormat(
+    name="coco",
+    joint_names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    edges=(
+        (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 6), (5, 7), (7, 9),
+        (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16),
+    ),
+    center=0,
+    flip=(0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15),
+    parents=(5, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
+)
+
+# GPGait's angle branch: COCO joints 5..16 (no head) renumbered 0..11.
+COCO_NO_HEAD = JointFormat(
+    name="coco-no-head",
+    joint_names=COCO.joint_names[5:],
+    edges=((0, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7), (6, 7), (6, 8), (8, 10), (7, 9), (9, 11)),
+    center=0,
+    flip=None,
+    parents=(3, 1, 0, 2, 4, 0, 6, 8, 10, 7, 9, 11),
+)
+
+OPENPOSE = JointFormat(
+    name="openpose",
+    joint_names=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
+        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
+        "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "right_eye", "left_eye", "right_ear", "left_ear",
+    ),
+    edges=(
+        (0, 1), (0, 14), (0, 15), (14, 16), (15, 17), (1, 2), (2, 3), (3, 4), (1, 5),
+        (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
+    ),
+    center=1,
+    flip=(0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16),
+    parents=(1, 1, 1, 2, 3, 1, 5, 6, 2, 8, 9, 5, 11, 12, 0, 0, 14, 15),
+)
+
+_FORMATS: Dict[str, JointFormat] = {
+    "coco": COCO,
+    "coco-no-head": COCO_NO_HEAD,
+    "openpose": OPENPOSE,
+    "alphapose": OPENPOSE,
+}
+
+# OpenPose-18 -> COCO-17: new joint i takes old joint OPENPOSE_TO_COCO[i] (the neck is dropped).
+OPENPOSE_TO_COCO = np.array([0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10], dtype=np.int64)
+
+
+def get_joint_format(name: str) -> JointFormat:
+    """Look up a joint format by its config name (``coco``, ``coco-no-head``,
+    ``alphapose``/``openpose``)."""
+    try:
+        return _FORMATS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown joint_format {name!r}; valid formats: {', '.join(sorted(_FORMATS))}"
+        ) from None
+
+
+def format_names() -> Tuple[str, ...]:
+    return tuple(sorted(_FORMATS))
+
+
+def openpose_to_coco(seq: np.ndarray) -> np.ndarray:
+    """Convert ``[T, 18, C]`` OpenPose/AlphaPose sequences to ``[T, 17, C]`` COCO order
+    (all channels copied, neck dropped, dtype unchanged)."""
+    if seq.ndim < 2 or seq.shape[-2] != 18:
+        raise ValueError(f"expected an 18-joint sequence [..., 18, C], got shape {seq.shape}")
+    return seq[..., OPENPOSE_TO_COCO, :]

@@ -1,0 +1,139 @@
+"""Sequence index: order, labels, filters, and errors on bad trees."""
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from fastposegait.data.dataset import DatasetError, PoseDataset, read_partition
+from fastposegait.data.io import PoseFileError, save_pickle
+
+
+def make_tree(root, layout, frames=5, partition=None):
+    """layout: {subject: {type: [views]}}; each sequence's x holds its frame count."""
+    for subject, types in layout.items():
+        for type_, views in types.items():
+            for view in views:
+                arr = np.ones((frames, 17, 3), dtype=np.float32)
+                save_pickle(root / subject / type_ / view / f"{view}.pkl", arr)
+    part = root.parent / "partition.json"
+    part.write_text(json.dumps(partition))
+    return part
+
+
+def test_index_order_labels_and_split(tmp_path):
+    root = tmp_path / "ds"
+    layout = {
+        "002": {"nm-02": ["090", "000"], "nm-01": ["000"]},
+        "001": {"nm-01": ["018"]},
+        "003": {"bg-01": ["000"]},
+    }
+    part = make_tree(root, layout, partition={"TRAIN_SET": ["003"], "TEST_SET": ["002", "001"]})
+    ds = PoseDataset(root, part, training=False, cache=True)
+    # partition order of subjects, then sorted types, then sorted views
+    assert [(r.subject, r.type, r.view) for r in ds.records] == [
+        ("002", "nm-01", "000"), ("002", "nm-02", "000"), ("002", "nm-02", "090"), ("001", "nm-01", "018"),
+    ]
+    assert ds.label_set == ["001", "002"]
+    assert ds.labels.tolist() == [1, 1, 1, 0]
+    assert [i.tolist() for i in ds.indices_by_label] == [[3], [0, 1, 2]]
+    assert ds.load(0)[0].shape == (5, 17, 3)
+    train = PoseDataset(root, part, training=True, cache=False)
+    assert [r.subject for r in train.records] == ["003"]
+    assert train.load(0)[0].dtype == np.float32
+
+
+def test_frame_threshold_drops_short_sequences(tmp_path):
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000"]}}, frames=5,
+                     partition={"TRAIN_SET": ["001"], "TEST_SET": ["001"]})
+    save_pickle(root / "001" / "nm-01" / "018" / "018.pkl", np.ones((9, 17, 3)))
+    for cache in (True, False):
+        ds = PoseDataset(root, part, training=True, cache=cache, frame_threshold=5)
+        assert [r.view for r in ds.records] == ["018"]
+    with pytest.raises(DatasetError, match="every TRAIN_SET sequence has <= 9 frames"):
+        PoseDataset(root, part, training=True, frame_threshold=9)
+
+
+def test_data_in_use_selects_modalities(tmp_path):
+    root = tmp_path / "ds"
+    view = root / "001" / "nm-01" / "000"
+    save_pickle(view / "a.pkl", np.ones((4, 17, 3)))
+    save_pickle(view / "b.pkl", np.zeros((4, 17, 3)))
+    (view / "mapping.txt").write_text("ignored")
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001"], "TEST_SET": []}))
+    both = PoseDataset(root, part, training=True)
+    assert [p.split("/")[-1] for p in both.records[0].paths] == ["a.pkl", "b.pkl"]
+    only_b = PoseDataset(root, part, training=True, data_in_use=[False, True])
+    assert [p.split("/")[-1] for p in only_b.records[0].paths] == ["b.pkl"]
+    assert only_b.load(0)[0].sum() == 0
+
+
+def test_modalities_of_different_length_are_an_error(tmp_path):
+    root = tmp_path / "ds"
+    view = root / "001" / "nm-01" / "000"
+    save_pickle(view / "a.pkl", np.ones((4, 17, 3)))
+    save_pickle(view / "b.pkl", np.ones((5, 17, 3)))
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001"], "TEST_SET": []}))
+    with pytest.raises(PoseFileError, match=r"different frame counts \[4, 5\]"):
+        PoseDataset(root, part, training=True)
+
+
+def test_one_frame_sequence_is_an_error_naming_the_fix(tmp_path):
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000"]}}, frames=1, partition={"TRAIN_SET": ["001"], "TEST_SET": []})
+    with pytest.raises(PoseFileError, match="one-frame sequence.*frame_threshold: 1"):
+        PoseDataset(root, part, training=True)
+    assert len(PoseDataset(root, part, training=True, frame_threshold=0, cache=False)) == 1
+    ds = PoseDataset(root, part, training=True, cache=False)
+    with pytest.raises(PoseFileError, match="one-frame"):
+        ds.load(0)
+
+
+def test_folder_without_pickle_is_an_error(tmp_path):
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000"]}}, partition={"TRAIN_SET": ["001"], "TEST_SET": []})
+    (root / "001" / "nm-01" / "018").mkdir()
+    (root / "001" / "nm-01" / "018" / "notes.txt").write_text("x")
+    (root / "001" / "nm-01" / "036").mkdir()  # completely empty: skipped silently
+    with pytest.raises(DatasetError, match=r"nm-01/018: sequence folder holds no .pkl file"):
+        PoseDataset(root, part, training=True)
+
+
+def test_missing_root_and_partition_errors(tmp_path):
+    with pytest.raises(DatasetError, match="dataset_root .* does not exist"):
+        PoseDataset(tmp_path / "nope", tmp_path / "p.json", training=True)
+    (tmp_path / "ds").mkdir()
+    with pytest.raises(DatasetError, match="partition file .* does not exist"):
+        PoseDataset(tmp_path / "ds", tmp_path / "p.json", training=True)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DatasetError, match="bad.json: not valid JSON"):
+        read_partition(bad)
+    bad.write_text(json.dumps({"TRAIN_SET": ["1"]}))
+    with pytest.raises(DatasetError, match="missing TEST_SET"):
+        read_partition(bad)
+    bad.write_text(json.dumps({"TRAIN_SET": [1], "TEST_SET": []}))
+    with pytest.raises(DatasetError, match="TRAIN_SET must be a list of strings"):
+        read_partition(bad)
+
+
+def test_partition_subjects_missing_on_disk(tmp_path, caplog):
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000"]}}, partition={"TRAIN_SET": ["001", "077"], "TEST_SET": ["999"]})
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        ds = PoseDataset(root, part, training=True)
+    assert len(ds) == 1
+    assert "1 TRAIN_SET subject(s) are not in" in caplog.text and "077" in caplog.text
+    with pytest.raises(DatasetError, match="none of the 1 TEST_SET subjects exist"):
+        PoseDataset(root, part, training=False)
+
+
+def test_bad_pickle_named_at_load(tmp_path):
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000"]}}, partition={"TRAIN_SET": ["001"], "TEST_SET": []})
+    save_pickle(root / "001" / "nm-01" / "000" / "000.pkl", np.ones((4, 17)))
+    with pytest.raises(PoseFileError, match=r"001/nm-01/000/000.pkl: expected shape \[T, V, 3\]"):
+        PoseDataset(root, part, training=True)

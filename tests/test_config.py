@@ -1,0 +1,156 @@
+"""Config loading: merge, overrides, validation messages."""
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastposegait.config import ConfigError, load_config, merge, parse_override
+
+REPO = Path(__file__).resolve().parents[1]
+GG2 = REPO / "configs" / "gaitgraph2" / "gaitgraph2.yaml"
+
+
+def write(tmp_path, text, name="cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+MINIMAL = """
+model_cfg:
+  model: GaitGraph2
+loss_cfg:
+  type: SupConLoss_Lp
+  log_prefix: SupConLoss
+"""
+
+
+def test_merge_nested_dicts_merge_and_lists_replace():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+    user = {"a": {"y": [3], "z": 4}, "c": 5}
+    out = merge(base, user)
+    assert out == {"a": {"x": 1, "y": [3], "z": 4}, "b": 2, "c": 5}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}  # not mutated
+
+
+def test_load_merges_over_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg["trainer_cfg"]["total_iter"] == 80000  # from default.yaml
+    assert cfg["loss_cfg"]["type"] == "SupConLoss_Lp"
+    assert cfg["loss_cfg"]["margin"] == 0.2  # mapping-form loss_cfg inherits default keys
+    assert cfg["data_cfg"]["test_dataset_name"] == cfg["data_cfg"]["dataset_name"]
+
+
+def test_overrides_parse_yaml_values_and_index_lists(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL), [
+        "trainer_cfg.total_iter=12", "trainer_cfg.sampler.batch_size=[4, 2]",
+        "data_cfg.dataset_name=Mine", "trainer_cfg.transform.0.type=NoOperation",
+        "optimizer_cfg.lr=0.001",
+    ])
+    assert cfg["trainer_cfg"]["total_iter"] == 12
+    assert cfg["trainer_cfg"]["sampler"]["batch_size"] == [4, 2]
+    assert cfg["data_cfg"]["dataset_name"] == "Mine"
+    assert cfg["trainer_cfg"]["transform"][0]["type"] == "NoOperation"
+    assert cfg["optimizer_cfg"]["lr"] == pytest.approx(1e-3)
+
+
+def test_parse_override_errors():
+    with pytest.raises(ConfigError, match="must look like key.sub=value"):
+        parse_override("trainer_cfg.total_iter")
+    assert parse_override("a.b=[1, 2]") == (["a", "b"], [1, 2])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer_cfgg.total_iter=3", "unknown section 'trainer_cfgg'"),
+    ("trainer_cfg.total_iter=abc", "trainer_cfg.total_iter (set on the command line): must be int, got 'abc'"),
+    ("trainer_cfg.total_iter=0", "trainer_cfg.total_iter (set on the command line): must be a positive integer"),
+    ("trainer_cfg.transform.5.type=X", "'5' is not a valid index of a list of 1 items"),
+    ("trainer_cfg.total_iter.x=1", "trainer_cfg.total_iter holds a int, so it has no sub-keys"),
+])
+def test_override_errors(tmp_path, override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), [override])
+    assert message in str(info.value)
+
+
+def test_unknown_section(tmp_path):
+    path = write(tmp_path, MINIMAL + "trainer:\n  total_iter: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: unknown top-level section(s) 'trainer'")
+    assert "valid sections: data_cfg" in str(info.value)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, "model_cfg:\n  model: [GaitGraph2\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml: malformed YAML at line \d+"):
+        load_config(path)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="does not exist; pass an existing YAML file to --cfgs"):
+        load_config("no/such/config.yaml")
+
+
+def test_unknown_model_lists_valid_and_closest(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("model: GaitGraph2", "model: GaitGrap2"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert "model_cfg.model: unknown model 'GaitGrap2' (did you mean 'GaitGraph2'?)" in msg
+    assert "Valid model names:" in msg and "GaitGraph2" in msg
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss_cfg.type=SupCon", "loss_cfg.type (set on the command line): unknown loss 'SupCon'"),
+    ("trainer_cfg.sampler.type=TripletSampeler", "unknown sampler 'TripletSampeler' (did you mean 'TripletSampler'?)"),
+    ("evaluator_cfg.eval_func=identification", "evaluator_cfg.eval_func (set on the command line): unknown evaluator 'identification'"),
+    ("trainer_cfg.transform.0.type=SkeletonInputt", "unknown transform 'SkeletonInputt' (did you mean 'SkeletonInput'?)"),
+    ("optimizer_cfg.solver=Adamw", "'Adamw' is not a class in torch.optim (did you mean 'AdamW'?)"),
+    ("scheduler_cfg.scheduler=OneCycle", "'OneCycle' is not a class in torch.optim.lr_scheduler"),
+    ("trainer_cfg.sampler.batch_size=8", "TripletSampler needs [P, K], two positive integers; got 8"),
+    ("trainer_cfg.sampler.sample_type=fixed", "must be one of fixed_ordered"),
+    ("evaluator_cfg.metric=l2", "evaluator_cfg.metric (set on the command line): must be 'euc' or 'cos'"),
+    ("data_cfg.cache=yes please", "data_cfg.cache (set on the command line): must be bool"),
+    ("trainer_cfg.restore_hint=[1]", "trainer_cfg.restore_hint (set on the command line): must be int or str"),
+    ("model_cfg.model=null", "model_cfg.model (set on the command line): is missing"),
+])
+def test_validation_messages(tmp_path, override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), [override])
+    assert message in str(info.value)
+
+
+def test_list_loss_cfg_entries_are_checked(tmp_path):
+    text = MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n",
+                           "loss_cfg:\n  - type: TripletLoss\n    log_prefix: triplet\n  - type: Nope\n    log_prefix: x\n")
+    with pytest.raises(ConfigError, match=r"loss_cfg.1.type: unknown loss 'Nope'"):
+        load_config(write(tmp_path, text))
+
+
+def test_gaitgraph2_config_loads_with_upstream_values():
+    cfg = load_config(GG2)
+    assert cfg["model_cfg"]["model"] == "GaitGraph2"
+    assert cfg["trainer_cfg"]["sampler"]["batch_size"] == 768
+    assert cfg["optimizer_cfg"]["solver"] == "AdamW"
+    assert cfg["scheduler_cfg"]["total_steps"] == 500
+    assert cfg["evaluator_cfg"]["metric"] == "cos"
+
+
+def test_custom_imports_register_user_components(tmp_path, monkeypatch):
+    module = tmp_path / "my_ext.py"
+    module.write_text(textwrap.dedent("""
+        from fastposegait.registry import TRANSFORMS
+        from fastposegait.data.transforms import Transform
+
+        @TRANSFORMS.register("TestOnlyDouble")
+        class TestOnlyDouble(Transform):
+            def __call__(self, seq, rng):
+                return seq * 2
+    """))
+    path = write(tmp_path, MINIMAL + "custom_imports: [my_ext.py]\ntrainer_cfg:\n  transform:\n    - type: TestOnlyDouble\n")
+    cfg = load_config(path)
+    assert cfg["trainer_cfg"]["transform"] == [{"type": "TestOnlyDouble"}]
+    bad = write(tmp_path, MINIMAL + "custom_imports: [not_a_module_xyz]\n", name="bad.yaml")
+    with pytest.raises(ConfigError, match="custom_imports: cannot import 'not_a_module_xyz'"):
+        load_config(bad)
