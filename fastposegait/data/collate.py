@@ -99,8 +99,9 @@ class BatchCollator:
         labels: Sequence[int],
         types: Sequence[str],
         views: Sequence[str],
-        rng: np.random.Generator,
+        rngs: Sequence[np.random.Generator],
     ) -> Batch:
+        """Sample frames of and transform each sequence with its own generator, then pack."""
         n_mod = len(sequences[0])
         if n_mod != len(self.transforms):
             raise ValueError(
@@ -109,7 +110,7 @@ class BatchCollator:
             )
         outputs: List[List[np.ndarray]] = [[] for _ in range(n_mod)]
         lengths = []
-        for arrays in sequences:
+        for arrays, rng in zip(sequences, rngs):
             frames = self.frame_sampler(arrays[0].shape[0], rng)
             lengths.append(len(frames))
             for m, (array, transform) in enumerate(zip(arrays, self.transforms)):

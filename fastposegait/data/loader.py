@@ -1,9 +1,10 @@
 """DataLoaders whose workers do all per-batch work: loading, frame sampling, transforms.
 
 The sampler yields one :class:`~fastposegait.data.sampler.BatchRequest` per batch; a worker
-receives the whole request and returns the finished tensors. The batch's randomness comes
-from a generator keyed by ``(seed, batch key, rank)``, so results do not depend on the number
-of workers, and a resumed run sees the same augmentations as an uninterrupted one.
+receives the whole request and returns the finished tensors. Each sequence's randomness
+(frame window, augmentations) comes from a generator keyed by ``(seed, phase, batch key,
+sample key)``, so results do not depend on the number of workers or processes, and a resumed
+run sees the same augmentations as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -27,21 +28,21 @@ _FRAME_KEYS = ("type", "sample_type", "frames_num_fixed", "frames_num_min", "fra
 class BatchBuilder(Dataset):
     """Maps a :class:`BatchRequest` to a finished batch (runs in a DataLoader worker)."""
 
-    def __init__(self, dataset: PoseDataset, collator: BatchCollator, seed: int, rank: int, phase: int) -> None:
+    def __init__(self, dataset: PoseDataset, collator: BatchCollator, seed: int, phase: int) -> None:
         self.dataset = dataset
         self.collator = collator
         self.seed = seed
-        self.rank = rank
         self.phase = phase  # 0 train, 1 test: keeps the two streams apart
 
     def __getitem__(self, request: BatchRequest) -> Batch:
-        key, indices = request
+        key, indices, sample_keys = request
         ds = self.dataset
         sequences = [ds.load(i) for i in indices]
         records = [ds.records[i] for i in indices]
-        rng = batch_rng(self.seed, key, self.phase, self.rank)
+        batch_key = key if self.phase == 0 else 0  # test: a sequence's draws depend on it alone
+        rngs = [batch_rng(self.seed, self.phase, batch_key, k) for k in sample_keys]
         return self.collator(
-            sequences, ds.labels[indices], [r.type for r in records], [r.view for r in records], rng,
+            sequences, ds.labels[indices], [r.type for r in records], [r.view for r in records], rngs,
         )
 
     def __len__(self) -> int:  # pragma: no cover - requests come from the sampler
@@ -74,7 +75,7 @@ def build_loader(
     """A DataLoader over ``dataset`` that yields ``[inputs, labels, types, views, seqL]``."""
     sampler = build_sampler(dataset, sampler_cfg, seed, rank, world_size)
     collator = BatchCollator(frame_sampler_from_cfg(sampler_cfg), build_transforms(transform_cfg))
-    builder = BatchBuilder(dataset, collator, seed, rank, phase=0 if training else 1)
+    builder = BatchBuilder(dataset, collator, seed, phase=0 if training else 1)
     kwargs: dict = {}
     if num_workers > 0:
         kwargs.update(persistent_workers=training, prefetch_factor=4)

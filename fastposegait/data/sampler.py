@@ -20,14 +20,21 @@ from ..registry import SAMPLERS
 
 
 class BatchRequest(NamedTuple):
-    """One batch for this rank: its key (seeds the batch's randomness) and sequence indices."""
+    """One batch for this rank.
+
+    ``key`` numbers the batch; ``indices`` are the sequences; ``sample_keys`` give each
+    sequence a key that, with ``key``, seeds its augmentation and frame sampling. Training
+    uses the position in the *global* batch and testing the sequence index, so the random
+    choices for a sample do not depend on the number of processes or workers.
+    """
 
     key: int
     indices: List[int]
+    sample_keys: List[int]
 
 
 def batch_rng(seed: int, key: int, *extra: int) -> np.random.Generator:
-    """The generator for batch ``key``; identical on every rank for the same arguments."""
+    """The generator for ``(seed, key, *extra)``; identical on every rank for the same arguments."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, key, *extra])))
 
 
@@ -41,6 +48,8 @@ def _check_divisible(total: int, world_size: int, what: str) -> None:
 
 class _EndlessSampler:
     """Shared part of the training samplers: endless keyed batches, strided by rank."""
+
+    batch_total: int  # global batch size, set by subclasses
 
     def __init__(self, dataset, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.dataset = dataset
@@ -57,9 +66,10 @@ class _EndlessSampler:
         return self.draw(batch_rng(self.seed, key))
 
     def __iter__(self) -> Iterator[BatchRequest]:
+        positions = list(range(self.rank, self.batch_total, self.world_size))
         for key in itertools.count(self.start):
             batch = self.global_batch(key)
-            yield BatchRequest(key, batch[self.rank::self.world_size].tolist())
+            yield BatchRequest(key, batch[self.rank::self.world_size].tolist(), positions)
 
 
 @SAMPLERS.register("TripletSampler")
@@ -76,6 +86,7 @@ class TripletSampler(_EndlessSampler):
         if not (isinstance(batch_size, (list, tuple)) and len(batch_size) == 2):
             raise ValueError(f"TripletSampler batch_size must be [P, K], got {batch_size!r}")
         self.P, self.K = int(batch_size[0]), int(batch_size[1])
+        self.batch_total = self.P * self.K
         _check_divisible(self.P * self.K, world_size, "TripletSampler batch_size P*K")
         self.batch_shuffle = batch_shuffle
         self.by_label = dataset.indices_by_label
@@ -100,7 +111,7 @@ class CommonSampler(_EndlessSampler):
     def __init__(self, dataset, batch_size: int, batch_shuffle: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(dataset, seed, rank, world_size)
-        self.batch_size = int(batch_size)
+        self.batch_size = self.batch_total = int(batch_size)
         _check_divisible(self.batch_size, world_size, "CommonSampler batch_size")
         self.batch_shuffle = batch_shuffle  # accepted for compatibility; draws are already random
 
@@ -133,7 +144,7 @@ class InferenceSampler:
             indices += (indices * (pad // max(self.size, 1) + 1))[:pad]
         per_rank = self.batch_size // world_size
         chunks = [indices[i:i + per_rank] for i in range(0, len(indices), per_rank)]
-        self.requests = [BatchRequest(key, chunk) for key, chunk in enumerate(chunks[rank::world_size])]
+        self.requests = [BatchRequest(key, chunk, chunk) for key, chunk in enumerate(chunks[rank::world_size])]
 
     def __len__(self) -> int:
         return len(self.requests)

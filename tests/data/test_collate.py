@@ -78,7 +78,7 @@ def seqs(lengths, V=17):
 
 def test_fixed_batch_is_stacked_float32():
     col = BatchCollator(FrameSampler("fixed_ordered", frames_num_fixed=4), build_transforms([{"type": "SkeletonInput"}]))
-    ipts, labels, types, views, seql = col(seqs([10, 12]), [3, 5], ["nm-01", "bg-01"], ["000", "090"], rng())
+    ipts, labels, types, views, seql = col(seqs([10, 12]), [3, 5], ["nm-01", "bg-01"], ["000", "090"], [rng(i) for i in range(8)])
     assert ipts[0].shape == (2, 3, 4, 17, 1) and ipts[0].dtype == torch.float32
     assert labels.tolist() == [3, 5] and labels.dtype == torch.int64
     assert types == ["nm-01", "bg-01"] and views == ["000", "090"]
@@ -87,7 +87,7 @@ def test_fixed_batch_is_stacked_float32():
 
 def test_all_batch_is_packed_along_time_with_seql():
     col = BatchCollator(FrameSampler("all_ordered"), build_transforms([{"type": "SkeletonInput"}]))
-    ipts, labels, _, _, seql = col(seqs([5, 3, 4]), [0, 1, 2], ["a"] * 3, ["v"] * 3, rng())
+    ipts, labels, _, _, seql = col(seqs([5, 3, 4]), [0, 1, 2], ["a"] * 3, ["v"] * 3, [rng(i) for i in range(8)])
     assert ipts[0].shape == (1, 3, 12, 17, 1)  # SkeletonInput puts time on axis 1
     assert seql.tolist() == [[5, 3, 4]] and seql.dtype == torch.int32
     x = ipts[0][0, 0, :, 0, 0].tolist()
@@ -97,7 +97,7 @@ def test_all_batch_is_packed_along_time_with_seql():
 def test_transforms_apply_per_sequence_before_packing():
     # GaitTR-style velocities must not cross sequence boundaries (upstream Q10)
     col = BatchCollator(FrameSampler("all_ordered"), build_transforms([{"type": "GaitTR_MultiInput"}]))
-    ipts, *_, seql = col(seqs([4, 4]), [0, 1], ["a"] * 2, ["v"] * 2, rng())
+    ipts, *_, seql = col(seqs([4, 4]), [0, 1], ["a"] * 2, ["v"] * 2, [rng(i) for i in range(8)])
     vel = ipts[0][0, :, 0, 4]  # x(t+1) - x(t)
     assert vel.tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
 
@@ -105,4 +105,4 @@ def test_transforms_apply_per_sequence_before_packing():
 def test_modality_count_mismatch_is_clear():
     col = BatchCollator(FrameSampler("all_ordered"), build_transforms([{"type": "SkeletonInput"}, None]))
     with pytest.raises(ValueError, match="1 modalities per sequence but the transform list has 2 entries"):
-        col(seqs([3]), [0], ["a"], ["v"], rng())
+        col(seqs([3]), [0], ["a"], ["v"], [rng(i) for i in range(8)])

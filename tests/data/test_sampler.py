@@ -85,6 +85,8 @@ def test_rank_shards_are_disjoint_strided_slices_of_one_global_batch(world):
         rebuilt = [None] * 8
         for r in range(world):
             rebuilt[r::world] = per_rank[r][b].indices
+            # each sample is keyed by its position in the global batch, whatever the world size
+            assert per_rank[r][b].sample_keys == list(range(r, 8, world))
         assert rebuilt == single[b].indices
 
 
@@ -123,6 +125,8 @@ def test_inference_sampler_spec_example():
     assert r0 == [[0, 1], [4, 5], [8, 9]]
     assert r1 == [[2, 3], [6, 7], [0, 1]]
     assert [r.indices for r in InferenceSampler(ds, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]
+    # test-time draws are keyed by the sequence index itself
+    assert all(r.sample_keys == r.indices for r in InferenceSampler(ds, 4, rank=1, world_size=2))
 
 
 @pytest.mark.parametrize("n, batch, world", [(10, 4, 2), (13, 6, 3), (7, 1, 1), (3, 8, 4), (64, 8, 8)])
