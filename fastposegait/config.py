@@ -210,6 +210,12 @@ def load_config(
     if isinstance(data_cfg, dict) and not data_cfg.get("test_dataset_name"):
         # Q20: upstream silently evaluates such configs with the CASIA-B protocol.
         data_cfg["test_dataset_name"] = data_cfg.get("dataset_name")
+    if isinstance(data_cfg, dict) and data_cfg.get("remove_no_gallery"):
+        import logging
+
+        logging.getLogger("fastposegait").warning(
+            "%s: data_cfg.remove_no_gallery is accepted for compatibility but ignored (as upstream): "
+            "probes without a same-subject gallery sequence count as misses", path)
     import_builtin_components()
     custom = cfg.get("custom_imports") or []
     if not isinstance(custom, list):

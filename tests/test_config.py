@@ -154,3 +154,14 @@ def test_custom_imports_register_user_components(tmp_path, monkeypatch):
     bad = write(tmp_path, MINIMAL + "custom_imports: [not_a_module_xyz]\n", name="bad.yaml")
     with pytest.raises(ConfigError, match="custom_imports: cannot import 'not_a_module_xyz'"):
         load_config(bad)
+
+
+def test_test_dataset_name_defaults_to_dataset_name_and_remove_no_gallery_warns(tmp_path, caplog):
+    import logging
+
+    path = write(tmp_path, MINIMAL + "data_cfg:\n  dataset_name: OUMVLP\n  test_dataset_name: null\n"
+                                     "  remove_no_gallery: true\n")
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        cfg = load_config(path)
+    assert cfg["data_cfg"]["test_dataset_name"] == "OUMVLP"  # upstream would say CASIA-B (Q20)
+    assert "remove_no_gallery is accepted for compatibility but ignored" in caplog.text

@@ -1,0 +1,121 @@
+"""TensorBoard writing: scalars (window means), test metrics and pose images.
+
+Keys follow upstream: ``scalar/<tag>`` and ``image/<tag>``; the prefix is stripped to form
+the TensorBoard tag (``scalar/test_accuracy/NM@R1`` -> ``test_accuracy/NM@R1``). Pose
+images are drawn with torchvision's keypoint renderer from the raw keypoints a model puts
+in its ``visual_summary``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+
+from ..data.skeleton import get_joint_format
+
+logger = logging.getLogger("fastposegait")
+
+FRAMES_PER_ROW = 8
+CELL = 96  # pixels per rendered frame
+
+
+def _edges_for(num_joints: int):
+    for name in ("coco", "openpose"):
+        fmt = get_joint_format(name)
+        if fmt.num_joints == num_joints:
+            return list(fmt.edges)
+    return None
+
+
+def render_poses(poses: torch.Tensor) -> torch.Tensor:
+    """Draw pose sequences ``[n, T, V, C>=2]`` as an image grid ``[3, H, W]`` (uint8).
+
+    Each row is one sample; ``FRAMES_PER_ROW`` frames spread over its sequence. Every frame is
+    centred in its cell and all frames of a row share one scale, so a walker who crosses the
+    image stays visible and keeps their proportions. Missing joints (stored at (0, 0)) and
+    their bones are left out.
+    """
+    from torchvision.utils import draw_keypoints
+
+    poses = poses.detach().float().cpu()
+    n, T, V = poses.shape[:3]
+    edges = _edges_for(V) or []
+    frames = torch.linspace(0, T - 1, steps=min(FRAMES_PER_ROW, T)).round().long()
+    canvas = torch.zeros(3, n * CELL, len(frames) * CELL, dtype=torch.uint8)
+    margin = 6
+    for i in range(n):
+        xy = poses[i, frames, :, :2]  # [F, V, 2]
+        present = (xy != 0).any(-1)  # [F, V]
+        big = torch.full_like(xy, float("inf"))
+        lo = torch.where(present.unsqueeze(-1), xy, big).amin(1)  # [F, 2]
+        hi = torch.where(present.unsqueeze(-1), xy, -big).amax(1)
+        extent = torch.nan_to_num((hi - lo).amax(), nan=1.0, posinf=1.0, neginf=1.0)
+        scale = (CELL - 2 * margin) / extent.clamp(min=1e-6)
+        for j in range(len(frames)):
+            if not present[j].any():
+                continue
+            centre = (lo[j] + hi[j]) / 2
+            kp = (xy[j] - centre) * scale + CELL / 2
+            kp = torch.where(present[j].unsqueeze(-1), kp, torch.full_like(kp, -1000.0))
+            bones = [(a, b) for a, b in edges if present[j, a] and present[j, b]]
+            cell = torch.zeros(3, CELL, CELL, dtype=torch.uint8)
+            cell = draw_keypoints(cell, kp.unsqueeze(0), connectivity=bones, colors="white", radius=2, width=1)
+            canvas[:, i * CELL:(i + 1) * CELL, j * CELL:(j + 1) * CELL] = cell
+    return canvas
+
+
+class SummaryWriter:
+    """Rank-0 TensorBoard writer (a no-op object on other ranks or when disabled)."""
+
+    def __init__(self, log_dir: Optional[Path], purge_step: Optional[int] = None) -> None:
+        self.writer = None
+        if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter as TBWriter
+
+            self.writer = TBWriter(str(log_dir), purge_step=purge_step)
+
+    def scalars(self, values: Mapping[str, Any], step: int) -> None:
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            if not key.startswith("scalar/"):
+                continue
+            if isinstance(value, torch.Tensor):
+                value = value.detach().float().mean().item()
+            self.writer.add_scalar(key[len("scalar/"):], float(value), step)
+
+    def images(self, values: Mapping[str, Any], step: int) -> None:
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            if not key.startswith("image/"):
+                if not key.startswith("scalar/"):
+                    logger.warning("visual_summary key %r must start with scalar/ or image/; skipped", key)
+                continue
+            tag = key[len("image/"):]
+            if tag == "pose" and value.dim() == 4:
+                self.writer.add_image(tag, render_poses(value), step)
+            elif value.dim() == 4:  # [n, C, H, W] images: normalise each separately
+                v = value.detach().float().cpu()
+                lo = v.amin(dim=(1, 2, 3), keepdim=True)
+                hi = v.amax(dim=(1, 2, 3), keepdim=True)
+                self.writer.add_images(tag, (v - lo) / (hi - lo).clamp(min=1e-12), step)
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def mean_of_window(buffer: Dict[str, list]) -> Dict[str, float]:
+    """Average each buffered scalar over the logging window."""
+    out = {}
+    for key, values in buffer.items():
+        out[key] = float(torch.stack([torch.as_tensor(v, dtype=torch.float64).mean() for v in values]).mean())
+    return out
