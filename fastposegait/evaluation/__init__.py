@@ -1,0 +1,43 @@
+"""Evaluation: distances, ranking metrics and the benchmark protocols.
+
+Importing this package registers the protocols in :data:`fastposegait.registry.EVALUATORS`
+(``evaluate_indoor_dataset``, ``evaluate_real_scene``, ``GREW_submission``, ``evaluate_Gait3D``).
+"""
+from .distance import compute_distance, iter_distance_chunks
+from .ranking import (
+    ProbeRanking,
+    cmc_map_minp,
+    cmc_map_minp_cross_camera,
+    nearest_per_group,
+    rank_accuracy_and_map,
+    rank_block,
+    rank_distances,
+    rank_features,
+)
+from .protocols import (
+    INDOOR_CROSS_VIEW,
+    INDOOR_SINGLE_VIEW,
+    GREW_submission,
+    evaluate_Gait3D,
+    evaluate_indoor_dataset,
+    evaluate_real_scene,
+)
+
+__all__ = [
+    "compute_distance",
+    "iter_distance_chunks",
+    "ProbeRanking",
+    "rank_block",
+    "rank_distances",
+    "rank_features",
+    "nearest_per_group",
+    "rank_accuracy_and_map",
+    "cmc_map_minp",
+    "cmc_map_minp_cross_camera",
+    "INDOOR_SINGLE_VIEW",
+    "INDOOR_CROSS_VIEW",
+    "evaluate_indoor_dataset",
+    "evaluate_real_scene",
+    "GREW_submission",
+    "evaluate_Gait3D",
+]

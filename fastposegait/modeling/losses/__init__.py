@@ -1,0 +1,5 @@
+"""Losses; importing this package registers them in ``LOSSES``."""
+from . import supcon, triplet  # noqa: F401
+from .aggregator import LossAggregator
+
+__all__ = ["LossAggregator"]
