@@ -1,0 +1,286 @@
+"""``python -m fastposegait.datasets <command> ...``: one command line for every dataset.
+
+Conversions (parallel, resumable, atomic, summary at the end)::
+
+    oumvlp     OUMVLP-Pose per-frame JSON      -> <out>/<id>/<type>/<view>/<view>.pkl (+ partition)
+    oumvlp17   18-joint pickle tree            -> COCO-17 pickle tree
+    grew       GREW train / gallery / probe    -> <id>train/00, <id>/01|02, probe/03 (+ partition)
+    gait3d     Gait3D 2D_Poses + official split -> <id>/<camvid>/<seq>/<seq>.pkl (+ partition)
+    custom     your COCO-format keypoint JSON  -> the layout (+ partition with a PROBE_SET)
+
+Checks and partitions::
+
+    validate          check any dataset root (and partition) for what the loader trips on
+    casia-b-check     validate a CASIA-B pose root and write its partition (74 train / 50 test)
+    oumvlp-partition  OUMVLP's rule (odd train, even test, 10307 test) as JSON
+    grew-partition    GREW's partition from a converted tree, or the official rule
+
+Exit status: 0 done, 1 stopped by a malformed file (``--on-error stop``) or validation errors,
+2 unusable input or options (one line naming the path and the fix).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from . import casiab, custom, gait3d, grew, oumvlp
+from .partitions import oumvlp_partition, subjects_on_disk, write_partition
+from .runner import ON_ERROR_CHOICES, ConversionError, ConversionSummary, RawFileError, Task, run_tasks
+from .validate import ValidationReport, validate_root
+
+PROG = "python -m fastposegait.datasets"
+PARTITION_NAME = "partition.json"
+
+
+def _conversion_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--input", "-i", required=True, help="raw dataset folder")
+    common.add_argument("--output", "-o", required=True, help="dataset root to write (created if missing)")
+    common.add_argument("--workers", "-j", type=int, default=1, help="parallel processes (default 1)")
+    common.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="skip",
+                        help="a malformed file: skip its frame and go on (default), or stop the run")
+    common.add_argument("--overwrite", action="store_true",
+                        help="convert again sequences that an earlier run finished (default: skip them)")
+    common.add_argument("--report", metavar="JSON", help="write a per-sequence report (frames, drops, choices)")
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return common
+
+
+def _partition_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--partition", metavar="JSON",
+                        help=f"where to write the partition (default: <output>/{PARTITION_NAME})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="From raw pose annotations to training data: "
+                                     "converters, partitions and a dataset checker.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Step-by-step guide: docs/process_dataset.md")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    common = _conversion_options()
+
+    p = sub.add_parser("oumvlp", parents=[common], help="OUMVLP-Pose JSON -> pickles",
+                       description="OUMVLP-Pose per-frame OpenPose/AlphaPose JSON -> one pickle per sequence, "
+                                   "<output>/<id>/<type>/<view>/<view>.pkl, with the walker chosen in crowded frames.")
+    p.add_argument("--coco17", action="store_true", help="write COCO-17 instead of the raw 18 joints")
+    p.add_argument("--selection", choices=oumvlp.SELECTION_CHOICES, default="auto",
+                   help="person choice in crowded frames: auto = --selection-index if given, else --silhouettes "
+                        "if given, else tracking; first = upstream's people[0] (to reproduce its pickles)")
+    p.add_argument("--selection-index", metavar="DIR",
+                   help="OpenGait's pose_selection_idx.pkl tree (<id>/<type>/<view>/pose_selection_idx.pkl)")
+    p.add_argument("--silhouettes", metavar="DIR",
+                   help="OU-MVLP silhouettes (<id>/<type>/<view>/<frame>.png or Silhouette_<view>-<type>/<id>/)")
+    _partition_option(p)
+
+    p = sub.add_parser("oumvlp17", parents=[common], help="18-joint pickles -> COCO-17 pickles",
+                       description="Map every <id>/<type>/<view>/*.pkl of an 18-joint (OpenPose/AlphaPose) tree "
+                                   "to COCO-17: new joint i = old joint m[i], "
+                                   "m = [0,15,14,17,16,5,2,6,3,7,4,11,8,12,9,13,10].")
+
+    p = sub.add_parser("grew", parents=[common], help="GREW _2d_pose.txt -> pickles",
+                       description="GREW per-frame _2d_pose.txt files -> <id>train/00/<seq>, <id>/01|02/<seq>, "
+                                   "probe/03/<seq> pickles, and the partition from the folders.")
+    p.add_argument("--split", choices=("auto",) + grew.SPLITS, default="auto",
+                   help="which split --input is (auto: from its name, or every split under the dataset root)")
+    _partition_option(p)
+
+    p = sub.add_parser("gait3d", parents=[common], help="Gait3D 2D_Poses -> pickles",
+                       description="Gait3D 2D_Poses/<id>/<camvid>/<seq>/human_crop_f<frame>.txt -> "
+                                   "<output>/<id>/<camvid>/<seq>/<seq>.pkl (frames in numeric order), and the "
+                                   "partition from the official split file.")
+    p.add_argument("--split-file", metavar="JSON", required=True,
+                   help="Gait3D's official split: JSON with TRAIN_SET, TEST_SET, PROBE_SET (see docs)")
+    _partition_option(p)
+
+    p = sub.add_parser("custom", parents=[common], help="your own COCO-format keypoint JSON -> pickles",
+                       description="Your own pose-estimator output (COCO-format keypoint JSON, one file per video "
+                                   "or one per frame) -> <output>/<subject>/<type>/<view>/<view>.pkl, and a partition "
+                                   "with a PROBE_SET (evaluate with eval_func: evaluate_Gait3D).")
+    p.add_argument("--layout", choices=custom.LAYOUTS, default="video",
+                   help="video: one JSON per video; frame: one folder per video, one JSON per frame")
+    p.add_argument("--mapping", metavar="CSV|JSON", help="video,subject,type,view[,track][,split] per video")
+    p.add_argument("--coco17", action="store_true", help="input is 18-joint OpenPose order: convert to COCO-17")
+    p.add_argument("--split-file", metavar="JSON", help="TRAIN_SET / TEST_SET (optional PROBE_SET) subjects")
+    p.add_argument("--test-fraction", type=float, default=0.5,
+                   help="without a split file or split column: fraction of subjects to test (default 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subject split")
+    _partition_option(p)
+
+    p = sub.add_parser("validate", help="check a dataset root (and partition) before training",
+                       description="Check a dataset root: layout, pickles (safe loading, shape, dtype, NaN/inf, "
+                                   "empty and one-frame sequences), folders the loader rejects, partition.")
+    p.add_argument("--input", "-i", required=True, help="dataset root")
+    p.add_argument("--partition", metavar="JSON", help="partition to check against the root")
+    p.add_argument("--joints", type=int, nargs="+", help="allowed joint counts, e.g. 17")
+    p.add_argument("--frame-threshold", type=int, default=0, help="report sequences data_cfg.frame_threshold drops")
+    p.add_argument("--workers", "-j", type=int, default=1)
+    p.add_argument("--report", metavar="JSON", help="write every issue as JSON")
+
+    p = sub.add_parser("casia-b-check", help="validate CASIA-B pose pickles and write the partition",
+                       description="Validate a CASIA-B pose root (<id>/<type>/<view>/<view>.pkl, 17 joints) and "
+                                   "write its partition: the first 74 subjects train, the rest test.")
+    p.add_argument("--input", "-i", required=True, help="CASIA-B pose root (<id>/<type>/<view>/<view>.pkl)")
+    p.add_argument("--partition", metavar="JSON", default=None,
+                   help=f"where to write the partition (default: <input>/{PARTITION_NAME})")
+    p.add_argument("--num-train", type=int, default=74, help="first N subjects train (default 74)")
+    p.add_argument("--frame-threshold", type=int, default=0)
+    p.add_argument("--workers", "-j", type=int, default=1)
+    p.add_argument("--report", metavar="JSON")
+
+    p = sub.add_parser("oumvlp-partition", help="OUMVLP's partition rule as JSON")
+    p.add_argument("--output", "-o", required=True, help="partition JSON to write")
+    p.add_argument("--input", "-i", help="restrict to the subjects of this dataset root (default: all 10,307)")
+
+    p = sub.add_parser("grew-partition", help="GREW's partition from a converted tree (or the rule)")
+    p.add_argument("--output", "-o", required=True, help="partition JSON to write")
+    p.add_argument("--input", "-i", help="converted GREW root (default: the official 20,000 / 6,000 + probe rule)")
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace, tasks: List[Task], notes: Sequence[str] = ()) -> ConversionSummary:
+    summary = run_tasks(tasks, args.command, workers=args.workers, on_error=args.on_error,
+                        overwrite=args.overwrite, progress=not args.no_progress)
+    summary.notes.extend(notes)
+    return summary
+
+
+def _partition_path(args: argparse.Namespace) -> Path:
+    return Path(args.partition) if args.partition else Path(args.output) / PARTITION_NAME
+
+
+def _cmd_oumvlp(args: argparse.Namespace) -> ConversionSummary:
+    opts = oumvlp.OumvlpOptions(args.selection, args.selection_index, args.silhouettes, args.coco17)
+    tasks, notes = oumvlp.plan(args.input, args.output, opts)
+    summary = _run(args, tasks, notes)
+    _write_oumvlp_partition(args, summary)
+    return summary
+
+
+def _write_oumvlp_partition(args: argparse.Namespace, summary: ConversionSummary) -> None:
+    try:
+        path = write_partition(_partition_path(args), oumvlp_partition(subjects_on_disk(args.output)))
+        summary.notes.append(f"partition (odd ids train, even ids test, 10307 test): {path}")
+    except ConversionError as exc:
+        summary.notes.append(f"partition not written: {exc}")
+
+
+def _cmd_oumvlp17(args: argparse.Namespace) -> ConversionSummary:
+    return _run(args, oumvlp.plan_18_to_17(args.input, args.output))
+
+
+def _cmd_grew(args: argparse.Namespace) -> ConversionSummary:
+    summary = _run(args, grew.plan(args.input, args.output, args.split, args.overwrite))
+    path = write_partition(_partition_path(args), grew.partition_from_tree(args.output))
+    summary.notes.append(f"partition (from the converted folders): {path}")
+    return summary
+
+
+def _cmd_gait3d(args: argparse.Namespace) -> ConversionSummary:
+    split = gait3d.read_split_file(args.split_file)  # fail before converting anything
+    summary = _run(args, gait3d.plan(args.input, args.output))
+    errors, notes = gait3d.check_split(split, args.output)
+    if errors:
+        raise ConversionError(f"{args.split_file}: " + "; ".join(errors[:5]))
+    path = write_partition(_partition_path(args), split)
+    summary.notes.extend(notes)
+    summary.notes.append(f"partition (from {args.split_file}): {path}")
+    return summary
+
+
+def _cmd_custom(args: argparse.Namespace) -> ConversionSummary:
+    exclude = [p for p in (args.split_file, args.report) if p]
+    tasks, specs, notes = custom.plan(args.input, args.output, args.layout, args.mapping, args.coco17, exclude)
+    summary = _run(args, tasks, notes)
+    partition, part_notes = custom.make_partition(specs, args.output, args.split_file, args.test_fraction, args.seed)
+    path = write_partition(_partition_path(args), partition)
+    summary.notes.extend(part_notes)
+    summary.notes.append(f"partition ({len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test "
+                         f"subjects, {len(partition['PROBE_SET'])} probes): {path}")
+    return summary
+
+
+def _finish_validation(report: ValidationReport, report_path: Optional[str]) -> int:
+    print(report.format())
+    if report_path:
+        from .runner import write_json
+
+        write_json(report_path, {"root": report.root, "ok": report.ok,
+                                 "issues": [vars(i) for i in report.issues]})
+    return 0 if report.ok else 1
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    report = validate_root(args.input, args.partition, args.workers, args.frame_threshold, args.joints)
+    return _finish_validation(report, args.report)
+
+
+def _cmd_casia_b_check(args: argparse.Namespace) -> int:
+    out = Path(args.partition) if args.partition else Path(args.input) / PARTITION_NAME
+    report, written = casiab.check(args.input, out, args.num_train, args.workers, args.frame_threshold)
+    print(f"partition (first {args.num_train} subjects train, the rest test): {written}")
+    return _finish_validation(report, args.report)
+
+
+def _cmd_oumvlp_partition(args: argparse.Namespace) -> int:
+    subjects = subjects_on_disk(args.input) if args.input else None
+    partition = oumvlp_partition(subjects)
+    path = write_partition(args.output, partition)
+    print(f"{path}: {len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test subjects")
+    return 0
+
+
+def _cmd_grew_partition(args: argparse.Namespace) -> int:
+    partition = grew.partition_from_tree(args.input) if args.input else grew.rule_partition()
+    path = write_partition(args.output, partition)
+    print(f"{path}: {len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test entries")
+    return 0
+
+
+_CONVERSIONS: Dict[str, Callable[[argparse.Namespace], ConversionSummary]] = {
+    "oumvlp": _cmd_oumvlp,
+    "oumvlp17": _cmd_oumvlp17,
+    "grew": _cmd_grew,
+    "gait3d": _cmd_gait3d,
+    "custom": _cmd_custom,
+}
+_CHECKS: Dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _cmd_validate,
+    "casia-b-check": _cmd_casia_b_check,
+    "oumvlp-partition": _cmd_oumvlp_partition,
+    "grew-partition": _cmd_grew_partition,
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 stopped/invalid data, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        if args.command in _CHECKS:
+            return _CHECKS[args.command](args)
+        summary = _CONVERSIONS[args.command](args)
+    except RawFileError as exc:
+        partial = getattr(exc, "summary", None)
+        if partial is not None:
+            print(partial.format())
+            if args.report:
+                partial.write_json(args.report)
+        print(f"error: {exc}", file=sys.stderr)
+        print("stopped (--on-error stop); sequences written so far are complete — fix or delete the file and "
+              "re-run the same command to resume, or use --on-error skip", file=sys.stderr)
+        return 1
+    except ConversionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    if args.report:
+        summary.write_json(args.report)
+    return 0

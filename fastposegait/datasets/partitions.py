@@ -1,0 +1,64 @@
+"""Partition JSON files by each benchmark's rule (spec §1.2, §1.6), written atomically.
+
+* CASIA-B: the first 74 subjects (``001``-``074``) train, the rest test;
+* OUMVLP: odd ids train, even ids test, except ``10307`` (odd) which is a test subject. The
+  rule itself lives in :func:`fastposegait.data.synthetic.oumvlp_partition` (one
+  implementation for the generator and the real dataset); here it is restricted to the
+  subjects present on disk;
+* GREW: derived from the converted folders (:func:`fastposegait.datasets.grew.partition_from_tree`);
+* Gait3D: the official split (:func:`fastposegait.datasets.gait3d.read_split_file`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+from .runner import ConversionError, iter_dirs, require_dir, write_json
+
+CASIA_B_TRAIN_SUBJECTS = 74
+OUMVLP_SUBJECTS = 10307
+
+
+def write_partition(path: str | Path, partition: Dict[str, List[str]]) -> Path:
+    """Write ``partition`` as JSON (the layout of ``datasets/CASIA-B/CASIA-B.json``)."""
+    path = Path(path).expanduser()
+    write_json(path, partition, indent=1)
+    return path
+
+
+def casia_b_partition(subjects: Iterable[str], num_train: int = CASIA_B_TRAIN_SUBJECTS) -> Dict[str, List[str]]:
+    """The first ``num_train`` subjects in sorted order train, the others test."""
+    names = sorted(subjects)
+    if not 0 < num_train < len(names):
+        raise ConversionError(
+            f"CASIA-B rule: {num_train} training subjects but {len(names)} subjects on disk; "
+            "the rule needs some of each (use --num-train for a subset)"
+        )
+    return {"TRAIN_SET": names[:num_train], "TEST_SET": names[num_train:]}
+
+
+def oumvlp_partition(subjects: Optional[Iterable[str]] = None) -> Dict[str, List[str]]:
+    """OUMVLP's official partition, or its restriction to ``subjects`` (order kept: ascending).
+
+    Raises:
+        ConversionError: a subject name that is not an OUMVLP id (``00001``…``10307``).
+    """
+    from ..data.synthetic import oumvlp_partition as official
+
+    full = official(OUMVLP_SUBJECTS)
+    if subjects is None:
+        return full
+    present = set(subjects)
+    known = set(full["TRAIN_SET"]) | set(full["TEST_SET"])
+    unknown = sorted(present - known)
+    if unknown:
+        raise ConversionError(
+            f"{len(unknown)} subject folders are not OUMVLP ids 00001..10307 (e.g. {unknown[:3]}); "
+            "remove them or write the partition yourself"
+        )
+    return {key: [s for s in names if s in present] for key, names in full.items()}
+
+
+def subjects_on_disk(root: str | Path) -> List[str]:
+    """Sorted subject folders of a dataset root."""
+    return iter_dirs(require_dir(root, "dataset root"))
