@@ -181,12 +181,12 @@ def _cmd_grew(args: argparse.Namespace) -> ConversionSummary:
 
 def _cmd_gait3d(args: argparse.Namespace) -> ConversionSummary:
     split = gait3d.read_split_file(args.split_file)  # fail before converting anything
-    summary = _run(args, gait3d.plan(args.input, args.output))
-    errors, notes = gait3d.check_split(split, args.output)
+    errors = gait3d.split_errors(split)
     if errors:
         raise ConversionError(f"{args.split_file}: " + "; ".join(errors[:5]))
+    summary = _run(args, gait3d.plan(args.input, args.output))
     path = write_partition(_partition_path(args), split)
-    summary.notes.extend(notes)
+    summary.notes.extend(gait3d.split_notes(split, args.output))
     summary.notes.append(f"partition (from {args.split_file}): {path}")
     return summary
 

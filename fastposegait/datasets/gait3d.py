@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from .parsing import read_json, read_number_line
 from .runner import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
@@ -155,40 +155,43 @@ def read_split_file(path: str | Path, require_probe: bool = True, int_width: Opt
     return {k: split[k] for k in SPLIT_KEYS if k in split}
 
 
-def check_split(split: Dict[str, List[str]], root: str | Path) -> Tuple[List[str], List[str]]:
-    """Compare a split with a converted tree. Returns ``(errors, notes)``: errors make the
-    partition unusable (a probe whose subject is not a test subject, train/test overlap); notes
-    are worth knowing (subjects or probes not converted, test subjects without a probe)."""
-    root = Path(root)
+def split_errors(split: Dict[str, List[str]]) -> List[str]:
+    """What makes a split unusable, whatever was converted: a subject in both TRAIN_SET and
+    TEST_SET, a PROBE_SET entry whose subject is not a test subject."""
     errors: List[str] = []
-    notes: List[str] = []
-    train, test = split["TRAIN_SET"], split["TEST_SET"]
-    overlap = sorted(set(train) & set(test))
+    overlap = sorted(set(split["TRAIN_SET"]) & set(split["TEST_SET"]))
     if overlap:
         errors.append(f"{len(overlap)} subjects are in both TRAIN_SET and TEST_SET: {overlap[:5]}")
-    test_set = set(test)
-    on_disk = set(iter_dirs(root)) if root.is_dir() else set()
-    for key, subjects in (("TRAIN_SET", train), ("TEST_SET", test)):
-        absent = [s for s in subjects if s not in on_disk]
-        if absent:
-            notes.append(f"{len(absent)} of {len(subjects)} {key} subjects were not converted "
-                         f"(e.g. {absent[:3]}); the loader skips them with a warning")
-    probed = set()
-    absent_probes = []
+    test_set = set(split["TEST_SET"])
     for entry in split.get("PROBE_SET", []):
         subject = entry.split("-", 1)[0]
         if subject not in test_set:
             errors.append(f"PROBE_SET entry {entry!r}: subject {subject!r} is not in TEST_SET")
-            continue
-        probed.add(subject)
+    return errors
+
+
+def split_notes(split: Dict[str, List[str]], root: str | Path) -> List[str]:
+    """How a (valid) split compares with a converted tree: subjects or probes that were not
+    converted, converted test subjects without a probe."""
+    root = Path(root)
+    notes: List[str] = []
+    on_disk = set(iter_dirs(root)) if root.is_dir() else set()
+    for key in ("TRAIN_SET", "TEST_SET"):
+        absent = [s for s in split[key] if s not in on_disk]
+        if absent:
+            notes.append(f"{len(absent)} of {len(split[key])} {key} subjects were not converted "
+                         f"(e.g. {absent[:3]}); the loader skips them with a warning")
+    probed = set()
+    absent_probes = []
+    for entry in split.get("PROBE_SET", []):
         parts = entry.split("-")
-        # camid<c>_videoid<v> has no '-', so the view is the last part and the type the middle
-        seq_dir = root / parts[0] / "-".join(parts[1:-1]) / parts[-1]
-        if not seq_dir.is_dir():
+        probed.add(parts[0])
+        # camid<c>_videoid<v> has no '-': the subject is the first part, the view the last
+        if not (root / parts[0] / "-".join(parts[1:-1]) / parts[-1]).is_dir():
             absent_probes.append(entry)
     if absent_probes:
         notes.append(f"{len(absent_probes)} PROBE_SET sequences were not converted (e.g. {absent_probes[:3]})")
-    unprobed = [s for s in test if s not in probed and s in on_disk]
+    unprobed = [s for s in split["TEST_SET"] if s not in probed and s in on_disk]
     if unprobed:
         notes.append(f"{len(unprobed)} converted test subjects have no PROBE_SET sequence (e.g. {unprobed[:3]})")
-    return errors, notes
+    return notes

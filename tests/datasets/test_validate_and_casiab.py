@@ -1,0 +1,178 @@
+"""The dataset checker (every problem the loader would trip on, all at once) and CASIA-B's check."""
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from raw_trees import REPO
+
+from fastposegait.data.dataset import DatasetError, PoseDataset
+from fastposegait.data.io import PoseFileError, save_pickle
+from fastposegait.datasets import cli
+from fastposegait.datasets.validate import validate_root
+
+
+def _seq(rng, t=12, v=17):
+    arr = rng.uniform(0, 300, size=(t, v, 3))
+    arr[..., 2] = rng.uniform(0.1, 1.0, size=(t, v))
+    return arr
+
+
+def _tree(root, subjects, rng, views=("000", "090"), types=("nm-01",)):
+    for s in subjects:
+        for t in types:
+            for v in views:
+                save_pickle(root / s / t / v / f"{v}.pkl", _seq(rng))
+                (root / s / t / v / "mapping.txt").write_text("0 0\n")  # CASIA-B release: ignored
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.fixture()
+def broken(tmp_path):
+    """A small CASIA-B-like root with one instance of each problem, and where each one is."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "CASIA-B-pose"
+    _tree(root, [f"{i:03d}" for i in range(1, 5)], rng)
+    bad = {}
+
+    def put(name, subject, obj, view="000"):
+        path = root / subject / "nm-01" / view / f"{view}.pkl"
+        with open(path, "wb") as f:
+            pickle.dump(obj, f)
+        bad[name] = path
+
+    nan = _seq(rng)
+    nan[3, 4, 0] = np.nan
+    put("nan", "001", nan)
+    put("shape", "001", rng.uniform(size=(12, 51)), view="090")
+    put("empty", "002", np.zeros((0, 17, 3)))
+    put("one_frame", "002", _seq(rng, t=1), view="090")
+    put("unsafe", "003", _Evil())
+    put("not_array", "003", "hello", view="090")
+    no_pkl = root / "004" / "nm-02" / "018"
+    no_pkl.mkdir(parents=True)
+    (no_pkl / "mapping.txt").write_text("0 0\n")
+    bad["no_pkl"] = no_pkl
+    (root / "004" / "nm-02" / "036").mkdir()  # empty: skipped by the loader
+    temp = root / "004" / "nm-01" / "000" / ".000.pkl.zz.tmp"
+    temp.write_bytes(b"half")
+    bad["temp"] = temp
+    (root / "004" / "stray.txt").write_text("x")
+    return root, bad
+
+
+def test_validator_lists_every_problem_with_its_path(broken):
+    root, bad = broken
+    report = validate_root(root)
+    errors = {i.path: i.message for i in report.errors}
+    assert errors[str(bad["nan"])].startswith("non-finite value (NaN/inf) at frame 3, joint 4")
+    assert "expected shape [T, V, 3]" in errors[str(bad["shape"])]
+    assert errors[str(bad["empty"])].startswith("empty sequence (0 frames)")
+    assert errors[str(bad["one_frame"])].startswith("one-frame sequence")
+    assert "refusing to load global" in errors[str(bad["unsafe"])] and "system" in errors[str(bad["unsafe"])]
+    assert "expected a numpy array" in errors[str(bad["not_array"])]
+    assert "holds no .pkl file (only mapping.txt)" in errors[str(bad["no_pkl"])]
+    assert len(report.errors) == 7
+    warnings = {i.path: i.message for i in report.warnings}
+    assert "leftover temp file" in warnings[str(bad["temp"])]
+    assert "empty sequence folder" in warnings[str(root / "004" / "nm-02" / "036")]
+    assert "ignored by the loader" in warnings[str(root / "004" / "stray.txt")]
+    assert not report.ok and "NOT OK" in report.format()
+
+
+def test_validator_agrees_with_the_loader(broken, tmp_path):
+    """Each error the validator reports is one the loader raises; a clean tree loads."""
+    root, bad = broken
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001", "002", "003", "004"], "TEST_SET": []}))
+    with pytest.raises((DatasetError, PoseFileError)):
+        PoseDataset(root, part, training=True)
+    file_problems = ("nan", "shape", "empty", "one_frame", "unsafe", "not_array")
+    for name in file_problems:  # a copy of the tree with only this problem left
+        base = tmp_path / "single"
+        shutil.copytree(root, base)
+        for other in file_problems:
+            if other != name:
+                save_pickle(base / bad[other].relative_to(root), _seq(np.random.default_rng(1)))
+        shutil.rmtree(base / "004" / "nm-02" / "018")
+        report = validate_root(base)
+        assert [os.path.relpath(i.path, base) for i in report.errors] == [str(bad[name].relative_to(root))]
+        with pytest.raises((DatasetError, PoseFileError), match=str(bad[name].relative_to(root))):
+            PoseDataset(base, part, training=True)
+        shutil.rmtree(base)
+    clean = tmp_path / "clean"
+    _tree(clean, ["001", "002"], np.random.default_rng(2))
+    part2 = tmp_path / "p2.json"
+    part2.write_text(json.dumps({"TRAIN_SET": ["001"], "TEST_SET": ["002"]}))
+    assert validate_root(clean, part2).ok
+    assert len(PoseDataset(clean, part2, training=True)) == 2
+
+
+def test_partition_checks(tmp_path):
+    root = tmp_path / "d"
+    _tree(root, ["001", "002", "003"], np.random.default_rng(3))
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001", "009"], "TEST_SET": ["001"], "PROBE_SET": ["001-nm-01-999"]}))
+    report = validate_root(root, part)
+    text = report.format()
+    assert "1 TRAIN_SET subjects are not under" in text and "009" in text
+    assert "in both TRAIN_SET and TEST_SET" in text
+    assert "in neither TRAIN_SET nor TEST_SET" in text and "002, 003" in text
+    assert "no PROBE_SET entry is a test sequence on disk" in text
+    part.write_text("{not json")
+    assert "not valid JSON" in validate_root(root, part).format()
+    part.write_text(json.dumps({"TRAIN_SET": ["777"], "TEST_SET": ["001"]}))
+    assert "none of the 1 TRAIN_SET subjects exist" in validate_root(root, part).format()
+
+
+def test_mixed_joint_counts_and_frame_threshold(tmp_path):
+    root = tmp_path / "d"
+    _tree(root, ["001"], np.random.default_rng(4))
+    save_pickle(root / "002" / "nm-01" / "000" / "000.pkl", _seq(np.random.default_rng(5), t=5, v=18))
+    report = validate_root(root, frame_threshold=6)
+    text = report.format()
+    assert "mixed joint counts" in text
+    assert "5 frames <= data_cfg.frame_threshold 6" in text
+
+
+def test_casia_b_check_writes_the_rule_partition(tmp_path, capsys):
+    root = tmp_path / "CASIA-B-pose"
+    _tree(root, [f"{i:03d}" for i in range(1, 125)], np.random.default_rng(6), views=("090",))
+    out = tmp_path / "CASIA-B.json"
+    assert cli.main(["casia-b-check", "-i", str(root), "--partition", str(out), "-j", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "OK: the loader will accept this dataset" in text and "0 errors" in text
+    part = json.loads(out.read_text())
+    assert part["TRAIN_SET"] == [f"{i:03d}" for i in range(1, 75)]
+    assert part["TEST_SET"] == [f"{i:03d}" for i in range(75, 125)]
+    # the same as the partition file shipped in the repository
+    assert part == json.loads((REPO / "datasets" / "CASIA-B" / "CASIA-B.json").read_text())
+
+
+def test_casia_b_check_fails_on_bad_data(broken, tmp_path, capsys):
+    root, bad = broken
+    code = cli.main(["casia-b-check", "-i", str(root), "--num-train", "2",
+                     "--report", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 1 and "NOT OK" in out
+    assert f"ERROR {bad['nan']}: non-finite value" in out
+    assert json.loads((root / "partition.json").read_text()) == {"TRAIN_SET": ["001", "002"],
+                                                                "TEST_SET": ["003", "004"]}
+    issues = json.loads((tmp_path / "r.json").read_text())["issues"]
+    assert sum(i["level"] == "error" for i in issues) == 7
+
+
+def test_validate_cli_exit_codes(tmp_path, capsys):
+    root = tmp_path / "d"
+    _tree(root, ["001", "002"], np.random.default_rng(7))
+    assert cli.main(["validate", "-i", str(root), "--joints", "17"]) == 0
+    assert cli.main(["validate", "-i", str(root), "--joints", "18"]) == 1
+    assert "17 joints, expected 18" in capsys.readouterr().out
+    assert cli.main(["validate", "-i", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
