@@ -109,10 +109,22 @@ def load_pose(path: str | Path) -> np.ndarray:
     return as_pose_array(load_pickle(path), path)
 
 
-def atomic_write(path: str | Path, write: Callable[[Any], None]) -> None:
+def default_file_mode() -> int:
+    """The permissions ``open()`` would give a new file (0o666 minus the process umask).
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; data meant to be shared
+    (a converted dataset on a cluster) should get the usual permissions instead.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], None], mode: int | None = None) -> None:
     """Write a file by calling ``write(fileobj)`` on a temp file, fsync, then rename.
 
-    Either the old content or the complete new content is at ``path``, never a mix.
+    Either the old content or the complete new content is at ``path``, never a mix. ``mode``
+    sets the file's permissions before the rename (default: the temp file's owner-only 0o600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +134,8 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -131,6 +145,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> None:
         raise
 
 
-def save_pickle(path: str | Path, obj: Any) -> None:
-    """Atomically pickle ``obj`` to ``path`` (protocol 4, readable by every supported Python)."""
-    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=4))
+def save_pickle(path: str | Path, obj: Any, mode: int | None = None) -> None:
+    """Atomically pickle ``obj`` to ``path`` (protocol 4, readable by every supported Python);
+    ``mode`` as in :func:`atomic_write`."""
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=4), mode=mode)

@@ -33,11 +33,15 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from ..data.io import save_pickle
+from ..data.io import atomic_write, default_file_mode, save_pickle
 
 logger = logging.getLogger("fastposegait.datasets")
 
 ON_ERROR_CHOICES = ("skip", "stop")
+# Converted files get the permissions of any new file (not mkstemp's owner-only 0o600): a
+# dataset on a shared machine must be readable by the people who train on it. Read once, in
+# the main process, before worker processes start.
+FILE_MODE = default_file_mode()
 
 # Sequence outcomes.
 WRITTEN = "written"
@@ -215,16 +219,14 @@ def write_sequence(
     array = np.stack(frames) if not isinstance(frames, np.ndarray) else frames
     array = np.ascontiguousarray(array, dtype=dtype)
     remove_stale_temps(path)
-    save_pickle(path, array)
+    save_pickle(path, array, mode=FILE_MODE)
     return array
 
 
 def write_json(path: str | Path, obj: Any, indent: Optional[int] = 1) -> None:
     """Write ``obj`` as JSON atomically (temp file + rename)."""
-    from ..data.io import atomic_write
-
     text = json.dumps(obj, indent=indent) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), mode=FILE_MODE)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from raw_trees import load_tree, pose_line, synthetic, write_text
+from raw_trees import REPO, load_tree, pose_line, synthetic, write_text
 
 from fastposegait.datasets import cli
 from fastposegait.datasets.validate import validate_root
@@ -146,3 +146,4 @@ def test_grew_partition_rule(tmp_path):
     part = json.loads((tmp_path / "GREW.json").read_text())
     assert len(part["TRAIN_SET"]) == 20000 and part["TRAIN_SET"][0] == "00001train"
     assert len(part["TEST_SET"]) == 6001 and part["TEST_SET"][-2:] == ["06000", "probe"]
+    assert part == json.loads((REPO / "datasets" / "GREW" / "GREW.json").read_text())

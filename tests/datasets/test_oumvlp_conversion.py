@@ -5,7 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-from raw_trees import bystander, load_tree, openpose_frame, run_datasets_cli, synthetic, write_text
+from raw_trees import REPO, bystander, load_tree, openpose_frame, run_datasets_cli, synthetic, write_text
 
 from fastposegait.data.dataset import PoseDataset
 from fastposegait.data.skeleton import OPENPOSE_TO_COCO
@@ -81,9 +81,12 @@ def test_output_tree_shapes_and_values(raw, converted):
     out = load_tree(converted["out"])
     expected = set(raw["truth"]) - {("00004", "01", "090")}  # the empty folder writes nothing
     assert set(out) == expected
+    umask = os.umask(0)
+    os.umask(umask)
     for key in expected:
         path = converted["out"] / key[0] / key[1] / key[2] / f"{key[2]}.pkl"
         assert path.is_file()
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any new file, not 0o600
         arr = out[key]
         assert arr.dtype == np.float64 and arr.ndim == 3 and arr.shape[1:] == (18, 3)
         np.testing.assert_array_equal(arr, raw["truth"][key])  # type/view swapped, frames in order
@@ -256,3 +259,5 @@ def test_module_entry_point_runs(raw, tmp_path):
     part = json.loads((tmp_path / "OUMVLP.json").read_text())
     assert len(part["TRAIN_SET"]) == 5153 and len(part["TEST_SET"]) == 5154
     assert part["TEST_SET"][-1] == "10307" and "10305" in part["TRAIN_SET"]
+    # the partition shipped for the configs is exactly the rule's output
+    assert part == json.loads((REPO / "datasets" / "OUMVLP" / "OUMVLP.json").read_text())
