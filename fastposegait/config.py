@@ -306,6 +306,8 @@ class ConfigValidator:
         for key in ("enable_float16", "with_test", "fix_BN", "sync_BN", "restore_ckpt_strict",
                     "optimizer_reset", "scheduler_reset"):
             self.check_type(trainer, "trainer_cfg", key, (bool,))
+        for key in ("enable_bfloat16", "compile", "find_unused_parameters"):
+            self.check_type(trainer, "trainer_cfg", key, (bool,), required=False)
         self.check_type(trainer, "trainer_cfg", "seed", (int,))
         self.check_type(trainer, "trainer_cfg", "save_name", (str,))
         self.check_type(trainer, "trainer_cfg", "restore_hint", (int, str))
@@ -316,6 +318,7 @@ class ConfigValidator:
         self.check_type(evaluator, "evaluator_cfg", "restore_hint", (int, str))
         self.check_type(evaluator, "evaluator_cfg", "save_name", (str,))
         self.check_type(evaluator, "evaluator_cfg", "enable_float16", (bool,))
+        self.check_type(evaluator, "evaluator_cfg", "enable_bfloat16", (bool,), required=False)
         self.check_type(evaluator, "evaluator_cfg", "restore_ckpt_strict", (bool,))
         self.check_type(evaluator, "evaluator_cfg", "eval_func", (str,))
         self.check_name(EVALUATORS, evaluator["eval_func"], "evaluator_cfg.eval_func")

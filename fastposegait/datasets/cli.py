@@ -44,6 +44,9 @@ def _conversion_options() -> argparse.ArgumentParser:
                         help="a malformed file: skip its frame and go on (default), or stop the run")
     common.add_argument("--overwrite", action="store_true",
                         help="convert again sequences that an earlier run finished (default: skip them)")
+    common.add_argument("--fsync", action="store_true",
+                        help="flush every written file to disk: slower, and protects finished files against "
+                             "a machine crash too (a killed run never leaves partial files either way)")
     common.add_argument("--report", metavar="JSON", help="write a per-sequence report (frames, drops, choices)")
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     return common
@@ -143,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace, tasks: List[Task], notes: Sequence[str] = ()) -> ConversionSummary:
     summary = run_tasks(tasks, args.command, workers=args.workers, on_error=args.on_error,
-                        overwrite=args.overwrite, progress=not args.no_progress)
+                        overwrite=args.overwrite, progress=not args.no_progress, fsync=args.fsync)
     summary.notes.extend(notes)
     return summary
 

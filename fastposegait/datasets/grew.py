@@ -28,8 +28,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .parsing import frame_number, read_number_line
-from .runner import (EMPTY, EXISTS, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
-                     iter_files, require_dir, write_sequence)
+from .runner import (EMPTY, EXISTS, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, is_finished,
+                     iter_dirs, iter_files, require_dir, write_sequence)
 
 SPLITS = ("train", "gallery", "probe")
 POSE_SUFFIX = "_2d_pose.txt"
@@ -75,7 +75,7 @@ def _existing_gallery(out_subject: Path, seqs: List[str]) -> Dict[str, str]:
     if out_subject.is_dir():
         for type_ in iter_dirs(out_subject):
             for seq in seqs:
-                if (out_subject / type_ / seq / f"{seq}.pkl").is_file():
+                if is_finished(str(out_subject / type_ / seq / f"{seq}.pkl")):
                     found.setdefault(seq, type_)
     return found
 

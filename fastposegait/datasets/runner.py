@@ -43,6 +43,16 @@ ON_ERROR_CHOICES = ("skip", "stop")
 # the main process, before worker processes start.
 FILE_MODE = default_file_mode()
 
+
+@dataclass
+class _WriteSettings:
+    fsync: bool = False
+
+
+# Set by run_tasks for this process and inside each worker call (see _run_chunk), read by
+# write_sequence: converters need not thread it through their signatures.
+_WRITES = _WriteSettings()
+
 # Sequence outcomes.
 WRITTEN = "written"
 EXISTS = "exists"      # already converted by an earlier run (resume)
@@ -219,7 +229,7 @@ def write_sequence(
     array = np.stack(frames) if not isinstance(frames, np.ndarray) else frames
     array = np.ascontiguousarray(array, dtype=dtype)
     remove_stale_temps(path)
-    save_pickle(path, array, mode=FILE_MODE)
+    save_pickle(path, array, mode=FILE_MODE, fsync=_WRITES.fsync)
     return array
 
 
@@ -232,8 +242,19 @@ def write_json(path: str | Path, obj: Any, indent: Optional[int] = 1) -> None:
 # ----------------------------------------------------------------------------------------------
 # Running
 # ----------------------------------------------------------------------------------------------
-def _run_chunk(tasks: Sequence[Task], on_error: str) -> List[List[SequenceResult]]:
+def _run_chunk(tasks: Sequence[Task], on_error: str, fsync: bool) -> List[List[SequenceResult]]:
+    _WRITES.fsync = fsync
     return [task.run(*task.args, on_error=on_error) for task in tasks]
+
+
+def is_finished(path: str) -> bool:
+    """An output counts as done when it exists and is not empty (a rename-based write never
+    leaves a partial file behind a killed process; a machine crash without ``fsync`` may leave
+    an empty one, which is then converted again)."""
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[List[int]]:
@@ -256,6 +277,7 @@ def run_tasks(
     overwrite: bool = False,
     progress: bool = True,
     chunk_size: Optional[int] = None,
+    fsync: bool = False,
 ) -> ConversionSummary:
     """Run ``tasks`` (resuming, in parallel) and return the summary.
 
@@ -268,6 +290,9 @@ def run_tasks(
         overwrite: convert again even when the outputs exist.
         progress: show a tqdm bar on stderr.
         chunk_size: tasks per process call (default: about 8 calls per worker, at most 64 tasks).
+        fsync: flush each written file to disk before its rename. Off by default: the rename
+            alone guarantees that a killed run leaves no partial output, and one fsync per
+            small file would dominate the run time (measured: ~80% on a VM disk).
 
     Raises:
         RawFileError: under ``on_error="stop"``, the first malformed file; ``summary`` is attached
@@ -282,13 +307,14 @@ def run_tasks(
     slots: List[Optional[List[SequenceResult]]] = [None] * len(tasks)
     todo: List[int] = []
     for i, task in enumerate(tasks):
-        if not overwrite and task.outputs and all(os.path.isfile(p) for p in task.outputs):
+        if not overwrite and task.outputs and all(is_finished(p) for p in task.outputs):
             slots[i] = [SequenceResult(name=task.name, status=EXISTS, output=p) for p in task.outputs]
         else:
             todo.append(i)
     total = sum(tasks[i].sequences for i in todo)
     bar = _progress(total, command, progress and total > 0)
     try:
+        _WRITES.fsync = fsync
         if workers == 1 or len(todo) <= 1:
             for i in todo:
                 slots[i] = tasks[i].run(*tasks[i].args, on_error=on_error)
@@ -304,7 +330,7 @@ def run_tasks(
                     chunk = next(queue, None)
                     if chunk is None:
                         return False
-                    pending[pool.submit(_run_chunk, [tasks[i] for i in chunk], on_error)] = chunk
+                    pending[pool.submit(_run_chunk, [tasks[i] for i in chunk], on_error, fsync)] = chunk
                     return True
 
                 for _ in range(workers * 3):

@@ -261,3 +261,23 @@ def test_module_entry_point_runs(raw, tmp_path):
     assert part["TEST_SET"][-1] == "10307" and "10305" in part["TRAIN_SET"]
     # the partition shipped for the configs is exactly the rule's output
     assert part == json.loads((REPO / "datasets" / "OUMVLP" / "OUMVLP.json").read_text())
+
+
+def test_empty_output_is_redone_and_fsync_is_optional(raw, tmp_path, monkeypatch, capsys):
+    import fastposegait.data.io as io_module
+
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(io_module.os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    out = tmp_path / "out"
+    assert cli.main(["oumvlp", "-i", str(raw["root"]), "-o", str(out), "--no-progress"]) == 0
+    assert len(calls) == 1  # only the partition JSON: no fsync per sequence by default
+    calls.clear()
+    # a machine crash without fsync can leave an empty file under the final name: not "done"
+    victim = out / "00003" / "01" / "000" / "000.pkl"
+    victim.write_bytes(b"")
+    capsys.readouterr()
+    assert cli.main(["oumvlp", "-i", str(raw["root"]), "-o", str(out), "--no-progress", "--fsync"]) == 0
+    assert "1 written, 14 already converted" in capsys.readouterr().out
+    assert len(calls) == 2  # the redone sequence was flushed to disk, then the partition
+    np.testing.assert_array_equal(load_tree(out)[("00003", "01", "000")], raw["truth"][("00003", "01", "000")])
