@@ -19,8 +19,9 @@ import logging
 import random
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -43,6 +44,18 @@ from .log import setup_logging
 from .summary import SummaryWriter, mean_of_window
 
 logger = logging.getLogger("fastposegait")
+
+
+@dataclass
+class TrainingParts:
+    """What :meth:`Runner.train_step` needs, built by :meth:`Runner.build_training`."""
+
+    loader: Any
+    losses: LossAggregator
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    autocast: Optional[Callable[[], Any]]
 
 
 def seed_everything(seed: int) -> None:
@@ -105,18 +118,27 @@ class Runner:
         self.writer = SummaryWriter(None)
 
     # ------------------------------------------------------------------ helpers
-    def autocast(self, enabled: bool):
-        if enabled and self.device.type == "cuda":
-            return lambda: torch.autocast("cuda", dtype=torch.float16)
+    def autocast_dtype(self, key: str) -> Optional[torch.dtype]:
+        """The autocast dtype requested by ``<key>.enable_float16`` / ``enable_bfloat16``
+        where it can run here, else None (with one log line saying why)."""
+        section = self.cfg[key]
+        if section.get("enable_float16", False):
+            if self.device.type == "cuda":
+                return torch.float16
+            logger.info("%s.enable_float16: float16 autocast needs CUDA; running in float32 on %s "
+                        "(enable_bfloat16 works on CPU)", key, self.device)
+        if section.get("enable_bfloat16", False):
+            if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+                logger.info("%s.enable_bfloat16: this GPU has no bfloat16 support; running in float32", key)
+                return None
+            return torch.bfloat16
         return None
 
-    def _check_amp(self, key: str) -> bool:
-        requested = bool(self.cfg[key].get("enable_float16", False))
-        if requested and self.device.type != "cuda":
-            logger.info("%s.enable_float16: float16 autocast needs CUDA; running in float32 on %s",
-                        key, self.device)
-            return False
-        return requested
+    def autocast(self, dtype: Optional[torch.dtype]):
+        """A context-manager factory for autocast to ``dtype`` (None: no autocast)."""
+        if dtype is None:
+            return None
+        return lambda: torch.autocast(self.device.type, dtype=dtype)
 
     def _prepare_model_for_training(self) -> None:
         model = self.model
@@ -138,6 +160,10 @@ class Runner:
             self.net = nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
         else:
             self.net = model
+        if self.trainer_cfg.get("compile", False):
+            # the compiled wrapper shares the model's parameters; checkpoints keep plain names
+            self.net = torch.compile(self.net)
+            logger.info("compile: the training forward runs through torch.compile")
 
     def _build_optimizer(self, params) -> torch.optim.Optimizer:
         opt_cfg = dict(self.cfg["optimizer_cfg"])
@@ -181,11 +207,10 @@ class Runner:
     def run_test(self, tag: str) -> Dict[str, Any]:
         """Embed the test split, evaluate on rank 0, log and save the results as JSON."""
         dataset, loader = self._test_loader()
-        amp = self._check_amp("evaluator_cfg")
         t0 = time.time()
         embeddings = extract_embeddings(
             self.model, loader, self.device, len(dataset), loader.dataset.collator.time_axes,
-            autocast=self.autocast(amp),
+            autocast=self.autocast(self.autocast_dtype("evaluator_cfg")),
         )
         results: Dict[str, Any] = {}
         if dist_utils.is_main_process():
@@ -229,6 +254,20 @@ class Runner:
     # ------------------------------------------------------------------ train
     def train(self) -> None:
         """The ``--phase train`` entry."""
+        parts = self.build_training()
+        if self.rank == 0:
+            self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
+        logger.info("Model Initialization Finished!")
+        total_iter = int(self.trainer_cfg["total_iter"])
+        if self.iteration >= total_iter:
+            logger.info("iteration %d already reached total_iter %d; nothing to train", self.iteration, total_iter)
+            return
+        self._loop(parts, total_iter)
+        self.writer.close()
+
+    def build_training(self) -> TrainingParts:
+        """Everything a training step needs: model set-up (SyncBN, fix_BN, DDP, compile),
+        loader, losses, optimizer, scheduler, AMP; then ``restore_hint`` is applied."""
         tcfg = self.trainer_cfg
         self._prepare_model_for_training()
         dataset = dataset_from_cfg(self.data_cfg, training=True)
@@ -242,19 +281,35 @@ class Runner:
                  [p for p in losses.parameters() if p.requires_grad]
         optimizer = self._build_optimizer(params)
         scheduler = self._build_scheduler(optimizer)
-        amp = self._check_amp("trainer_cfg")
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        start_iteration = self._restore_training(optimizer, scheduler, scaler)
+        dtype = self.autocast_dtype("trainer_cfg")
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
+        self._restore_training(optimizer, scheduler, scaler)
         loader.sampler.start = self.batches_seen
-        if self.rank == 0:
-            self.writer = SummaryWriter(self.output_dir / "summary", purge_step=start_iteration or None)
-        logger.info("Model Initialization Finished!")
-        total_iter = int(tcfg["total_iter"])
-        if self.iteration >= total_iter:
-            logger.info("iteration %d already reached total_iter %d; nothing to train", self.iteration, total_iter)
-            return
-        self._loop(loader, losses, optimizer, scheduler, scaler, amp, total_iter)
-        self.writer.close()
+        return TrainingParts(loader, losses, optimizer, scheduler, scaler, self.autocast(dtype))
+
+    def train_step(self, parts: TrainingParts, batch: Any) -> Optional[Tuple[torch.Tensor, Dict[str, Any], Dict[str, Any]]]:
+        """One optimisation step on a collated batch: forward, losses, backward, optimizer and
+        scheduler step. Returns ``(loss, loss_info, model_output)``, or None when a float16
+        step overflowed and was skipped (not counted, no scheduler step)."""
+        inputs = move_batch(batch, self.device)
+        with (parts.autocast() if parts.autocast else contextlib.nullcontext()):
+            output = self.net(inputs)
+            loss, info = parts.losses(output["training_feat"])
+        optimizer, scaler = parts.optimizer, parts.scaler
+        optimizer.zero_grad(set_to_none=True)
+        if scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            before = scaler.get_scale()
+            scaler.update()
+            if scaler.get_scale() < before:  # inf/NaN gradients: the step was skipped
+                logger.info("float16 overflow: step skipped, loss scale %.0f -> %.0f", before, scaler.get_scale())
+                return None
+        else:
+            loss.backward()
+            optimizer.step()
+        parts.scheduler.step()
+        return loss, info, output
 
     def _restore_training(self, optimizer, scheduler, scaler) -> int:
         tcfg = self.trainer_cfg
@@ -301,10 +356,9 @@ class Runner:
             logger.info("checkpoint saved: %s", path)
         dist_utils.barrier()
 
-    def _loop(self, loader, losses, optimizer, scheduler, scaler, amp: bool, total_iter: int) -> None:
+    def _loop(self, parts: TrainingParts, total_iter: int) -> None:
         tcfg = self.trainer_cfg
         log_iter, save_iter = int(tcfg["log_iter"]), int(tcfg["save_iter"])
-        autocast = self.autocast(amp)
         window: Dict[str, List[Any]] = defaultdict(list)
         bar = None
         if self.rank == 0:
@@ -316,42 +370,30 @@ class Runner:
         self.net.train()
         if tcfg.get("fix_BN", False):
             set_batchnorm_eval(self.model)
-        for batch in loader:
+        for batch in parts.loader:
             self.batches_seen += 1
-            inputs = move_batch(batch, self.device)
-            with (autocast() if autocast else contextlib.nullcontext()):
-                output = self.net(inputs)
-                loss, info = losses(output["training_feat"])
-            optimizer.zero_grad(set_to_none=True)
-            if amp:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                before = scaler.get_scale()
-                scaler.update()
-                if scaler.get_scale() < before:  # inf/NaN gradients: the step was skipped
-                    logger.info("float16 overflow: step skipped, loss scale %.0f -> %.0f", before, scaler.get_scale())
-                    continue
-            else:
-                loss.backward()
-                optimizer.step()
-            scheduler.step()
+            step = self.train_step(parts, batch)
+            if step is None:
+                continue
+            loss, info, output = step
             self.iteration += 1
-            for key, value in info.items():
-                window[key].append(value.detach().float().cpu())
+            for key, value in info.items():  # kept on the device: no synchronisation per step
+                window[key].append(value.detach())
             visual = output.get("visual_summary", {})
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
             if self.iteration % log_iter == 0:
                 means = mean_of_window(window)
                 window.clear()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
                 text = ", ".join(f"{k[len('scalar/'):].replace('/', '_')}={v:.4f}" for k, v in means.items())
                 logger.info("Iteration %05d, Cost %.2fs, %s", self.iteration, time.time() - timer, text)
-                means["scalar/learning_rate"] = optimizer.param_groups[0]["lr"]
+                means["scalar/learning_rate"] = parts.optimizer.param_groups[0]["lr"]
                 self.writer.scalars(means, self.iteration)
                 timer = time.time()
             if self.iteration % save_iter == 0:
-                self._save(optimizer, scheduler, scaler)
+                self._save(parts.optimizer, parts.scheduler, parts.scaler)
                 self.writer.images(visual, self.iteration)
                 if tcfg.get("with_test", False):
                     results = self.run_test(f"{self.iteration:05d}")

@@ -117,5 +117,6 @@ def mean_of_window(buffer: Dict[str, list]) -> Dict[str, float]:
     """Average each buffered scalar over the logging window."""
     out = {}
     for key, values in buffer.items():
-        out[key] = float(torch.stack([torch.as_tensor(v, dtype=torch.float64).mean() for v in values]).mean())
+        means = [torch.as_tensor(v).detach().double().mean().cpu() for v in values]
+        out[key] = float(torch.stack(means).mean())
     return out
