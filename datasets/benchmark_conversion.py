@@ -81,11 +81,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--fsync", action="store_true", help="also time --fsync (one flush per file)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the raw trees of an earlier run in --work")
     args = parser.parse_args()
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    sizes = {"oumvlp": write_oumvlp_raw(work, args.subjects), "grew": write_grew_raw(work, args.grew_subjects)}
+    if args.reuse and (work / "raw-oumvlp").is_dir() and (work / "raw-grew").is_dir():
+        sizes = {"oumvlp": len(list((work / "raw-oumvlp").glob("*/*"))),
+                 "grew": len([p for p in (work / "raw-grew").rglob("*") if p.is_dir() and any(p.glob("*.txt"))])}
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        sizes = {"oumvlp": write_oumvlp_raw(work, args.subjects), "grew": write_grew_raw(work, args.grew_subjects)}
     for name, n in sizes.items():
         frames = sum(1 for _ in (work / f"raw-{name}").rglob("*_*.*"))
         print(f"{name}: {n} raw sequences, {frames} frame files")

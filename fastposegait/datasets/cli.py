@@ -283,6 +283,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConversionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permission denied, ...: the path and the reason, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; sequences written so far are complete — fix the cause "
+              "and re-run the same command to resume", file=sys.stderr)
+        return 2
     print(summary.format())
     if args.report:
         summary.write_json(args.report)

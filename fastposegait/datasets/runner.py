@@ -313,8 +313,8 @@ def run_tasks(
             todo.append(i)
     total = sum(tasks[i].sequences for i in todo)
     bar = _progress(total, command, progress and total > 0)
+    previous_fsync, _WRITES.fsync = _WRITES.fsync, fsync
     try:
-        _WRITES.fsync = fsync
         if workers == 1 or len(todo) <= 1:
             for i in todo:
                 slots[i] = tasks[i].run(*tasks[i].args, on_error=on_error)
@@ -357,6 +357,7 @@ def run_tasks(
         raise
     finally:
         bar.close()
+        _WRITES.fsync = previous_fsync
     summary.results = [r for rs in slots if rs is not None for r in rs]
     summary.seconds = time.perf_counter() - start
     return summary

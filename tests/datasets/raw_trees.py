@@ -21,6 +21,7 @@ from fastposegait.data.io import load_pose
 from fastposegait.data.synthetic import generate_dataset
 
 REPO = Path(__file__).resolve().parents[2]
+CONVERSIONS = ("oumvlp", "oumvlp17", "grew", "gait3d", "custom")
 Key = Tuple[str, str, str]
 
 
@@ -73,10 +74,10 @@ def run_datasets_cli(args: Sequence[str], cwd: Optional[Path] = None, check: boo
     """Run ``python -m fastposegait.datasets ARGS``; returns the completed process."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "fastposegait.datasets", *map(str, args), "--no-progress"]
-                          if args and args[0] not in ("validate", "casia-b-check", "oumvlp-partition", "grew-partition")
-                          else [sys.executable, "-m", "fastposegait.datasets", *map(str, args)],
-                          cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "fastposegait.datasets", *map(str, args)]
+    if args and args[0] in CONVERSIONS:
+        cmd.append("--no-progress")
+    proc = subprocess.run(cmd, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
