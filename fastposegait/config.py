@@ -265,7 +265,11 @@ class ConfigValidator:
         for key in ("dataset_name", "dataset_root", "dataset_partition", "test_dataset_name"):
             self.check_type(data, "data_cfg", key, (str,))
         self.check_type(data, "data_cfg", "num_workers", (int,))
-        self.check_type(data, "data_cfg", "cache", (bool,))
+        self.check_type(data, "data_cfg", "cache", (bool, str))
+        if isinstance(data["cache"], str) and data["cache"] not in ("packed", "memory"):
+            self.fail("data_cfg.cache", "must be bool (true: packed cache, false: none) or one of "
+                      f"'packed', 'memory'; got {data['cache']!r}")
+        self.check_type(data, "data_cfg", "cache_dir", (str,), required=False)
         self.check_type(data, "data_cfg", "frame_threshold", (int,))
         if data["num_workers"] < 0 or data["frame_threshold"] < 0:
             self.fail("data_cfg.num_workers", "num_workers and frame_threshold must be >= 0")

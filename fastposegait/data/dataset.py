@@ -12,11 +12,19 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .io import PoseFileError, load_pose
+from .packed_cache import (
+    DirSignature,
+    PackedCache,
+    check_same_length,
+    open_packed_cache,
+    reopen_packed_cache,
+    resolve_cache_mode,
+)
 
 logger = logging.getLogger("fastposegait")
 
@@ -66,8 +74,8 @@ def _sorted_dirs(path: str) -> List[str]:
         return sorted(e.name for e in it if e.is_dir())
 
 
-def _sequence_files(view_dir: str, data_in_use: Optional[Sequence[bool]]) -> List[str]:
-    entries = sorted(os.listdir(view_dir))
+def _sequence_files(view_dir: str, entries: List[str], data_in_use: Optional[Sequence[bool]]) -> List[str]:
+    entries = sorted(entries)
     if data_in_use is not None:
         # upstream: zip the flags with *all* entries, then keep the pickles
         entries = [e for e, use in zip(entries, data_in_use) if use]
@@ -78,20 +86,32 @@ def build_index(
     root: str | Path,
     subjects: Sequence[str],
     data_in_use: Optional[Sequence[bool]] = None,
+    on_dir: Optional[Callable[[str], None]] = None,
 ) -> List[SequenceRecord]:
-    """Enumerate the sequences of ``subjects`` (in the given order) under ``root``."""
+    """Enumerate the sequences of ``subjects`` (in the given order) under ``root``.
+
+    ``on_dir(path)`` is called for every folder just before it is listed (the packed cache
+    records the folders' time stamps this way, see :mod:`fastposegait.data.packed_cache`).
+    """
     records: List[SequenceRecord] = []
     root = str(root)
     for subject in subjects:
         subject_dir = os.path.join(root, subject)
+        if on_dir is not None:
+            on_dir(subject_dir)
         for type_ in _sorted_dirs(subject_dir):
             type_dir = os.path.join(subject_dir, type_)
+            if on_dir is not None:
+                on_dir(type_dir)
             for view in _sorted_dirs(type_dir):
                 view_dir = os.path.join(type_dir, view)
-                if not os.listdir(view_dir):
+                if on_dir is not None:
+                    on_dir(view_dir)
+                entries = os.listdir(view_dir)
+                if not entries:
                     logger.debug("empty sequence folder skipped: %s", view_dir)
                     continue
-                paths = _sequence_files(view_dir, data_in_use)
+                paths = _sequence_files(view_dir, entries, data_in_use)
                 if not paths:
                     raise DatasetError(
                         f"{view_dir}: sequence folder holds no .pkl file"
@@ -109,9 +129,16 @@ class PoseDataset:
         dataset_root: folder with ``<subject>/<type>/<view>/*.pkl``.
         dataset_partition: partition JSON path.
         training: which split to index.
-        cache: load every sequence into memory now (before DataLoader workers fork).
+        cache: ``True``/``"packed"``: memory-mapped packed cache, built on the first run and
+            reused while the pickles are unchanged (:mod:`fastposegait.data.packed_cache`);
+            ``"memory"``: upstream's loading of every pickle into memory at each start;
+            ``False``: read the pickles at each access.
         frame_threshold: drop sequences whose first pickle has ``T <= frame_threshold``.
         data_in_use: modality flags zipped with each sequence folder's sorted entries.
+        cache_dir: where the packed cache goes (default ``<dataset_root>/.fastposegait_cache``,
+            or the user cache folder when the root is read-only).
+
+    ``cache_mode`` tells which cache is in use (``"packed"``, ``"memory"`` or ``"none"``).
     """
 
     def __init__(
@@ -119,10 +146,12 @@ class PoseDataset:
         dataset_root: str | Path,
         dataset_partition: str | Path,
         training: bool,
-        cache: bool = True,
+        cache: Union[bool, str] = True,
         frame_threshold: int = 0,
         data_in_use: Optional[Sequence[bool]] = None,
+        cache_dir: Optional[str | Path] = None,
     ) -> None:
+        mode = resolve_cache_mode(cache)
         root = Path(dataset_root)
         if not root.is_dir():
             raise DatasetError(
@@ -150,13 +179,38 @@ class PoseDataset:
                 self.partition_path, len(missing), split_key, root,
                 ", ".join(missing[:10]), " ..." if len(missing) > 10 else "",
             )
-        records = build_index(root, subjects, data_in_use)
-        if not records:
-            raise DatasetError(f"{root}: the {split_key} subjects hold no sequences")
         self._cache: Optional[List[List[np.ndarray]]] = None
-        if cache:
+        self._packed: Optional[PackedCache] = None
+        self._packed_rows: Optional[np.ndarray] = None  # dataset index -> packed-cache record
+        records: Optional[List[SequenceRecord]] = None
+        if mode == "packed":
+            # cached start without listing any folder, when none changed since the last walk
+            reopened = reopen_packed_cache(root, split_key, wanted, subjects, data_in_use, cache_dir)
+            if reopened is not None:
+                self._packed = reopened[0]
+                records = [SequenceRecord(*key) for key in reopened[1]]
+        if records is None:
+            signature = DirSignature() if mode == "packed" else None
+            records = build_index(root, subjects, data_in_use, on_dir=signature.add if signature else None)
+            if not records:
+                raise DatasetError(f"{root}: the {split_key} subjects hold no sequences")
+            if mode == "packed":
+                self._packed = open_packed_cache(root, split_key, wanted, data_in_use, [r.paths for r in records],
+                                                 cache_dir, subjects_on_disk=subjects, signature=signature)
+                if self._packed is None:
+                    mode = "memory"  # nowhere to write it; logged by open_packed_cache
+        if mode == "memory":
             self._cache = [self._read(r) for r in _progress(records, "Loading sequences")]
-        if frame_threshold > 0:
+        self.cache_mode = mode
+        if self._packed is not None:
+            # frame counts come from the cache's index: no pickle is read on a cached start
+            lengths = self._packed.lengths
+            rows = np.arange(len(records), dtype=np.int64)
+            if frame_threshold > 0:
+                rows = np.flatnonzero(lengths > frame_threshold)
+                records = [records[i] for i in rows]
+            self._packed_rows = rows
+        elif frame_threshold > 0:
             keep = [
                 i for i, r in enumerate(records)
                 if self._length(i, r) > frame_threshold
@@ -164,9 +218,13 @@ class PoseDataset:
             records = [records[i] for i in keep]
             if self._cache is not None:
                 self._cache = [self._cache[i] for i in keep]
-            if not records:
-                raise DatasetError(f"{root}: every {split_key} sequence has <= {frame_threshold} frames "
-                                   "(data_cfg.frame_threshold); lower the threshold")
+        if frame_threshold > 0 and not records:
+            raise DatasetError(f"{root}: every {split_key} sequence has <= {frame_threshold} frames "
+                               "(data_cfg.frame_threshold); lower the threshold")
+        if self._packed is not None:
+            short = np.flatnonzero(self._packed.lengths[self._packed_rows] < 2)
+            if short.size:
+                raise self._one_frame_error(records[int(short[0])])
         for i, rec in enumerate(records):
             if self._cache is not None:
                 self._check_length(self._cache[i], rec)
@@ -174,11 +232,12 @@ class PoseDataset:
         self.label_set: List[str] = sorted({r.subject for r in records})
         label_of = {s: i for i, s in enumerate(self.label_set)}
         self.labels = np.array([label_of[r.subject] for r in records], dtype=np.int64)
-        self.indices_by_label: List[np.ndarray] = [
-            np.flatnonzero(self.labels == i) for i in range(len(self.label_set))
-        ]
+        # one stable sort instead of a pass over all labels per subject (OU-MVLP: 5k x 144k)
+        order = np.argsort(self.labels, kind="stable")
+        counts = np.bincount(self.labels, minlength=len(self.label_set))
+        self.indices_by_label: List[np.ndarray] = np.split(order, np.cumsum(counts)[:-1])
         logger.info("%s split: %d subjects, %d sequences%s", "train" if training else "test",
-                    len(self.label_set), len(records), " (cached)" if cache else "")
+                    len(self.label_set), len(records), "" if mode == "none" else f" ({mode} cache)")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -196,7 +255,9 @@ class PoseDataset:
         return [r.view for r in self.records]
 
     def load(self, index: int) -> List[np.ndarray]:
-        """The arrays (one per modality) of sequence ``index``."""
+        """The arrays (one per modality) of sequence ``index`` (read-only with the packed cache)."""
+        if self._packed is not None:
+            return self._packed.arrays(int(self._packed_rows[index]))  # type: ignore[index]
         if self._cache is not None:
             return self._cache[index]
         record = self.records[index]
@@ -206,12 +267,7 @@ class PoseDataset:
 
     def _read(self, record: SequenceRecord) -> List[np.ndarray]:
         arrays = [load_pose(p) for p in record.paths]
-        lengths = {a.shape[0] for a in arrays}
-        if len(lengths) > 1:
-            raise PoseFileError(
-                f"{os.path.dirname(record.paths[0])}: modalities have different frame counts "
-                f"{[a.shape[0] for a in arrays]}; every pickle of a sequence must have the same length"
-            )
+        check_same_length(arrays, record.paths)
         return arrays
 
     def _length(self, index: int, record: SequenceRecord) -> int:
@@ -222,10 +278,14 @@ class PoseDataset:
     @staticmethod
     def _check_length(arrays: List[np.ndarray], record: SequenceRecord) -> None:
         if arrays[0].shape[0] < 2:
-            raise PoseFileError(
-                f"{record.paths[0]}: one-frame sequence; gait needs motion — remove it or set "
-                "data_cfg.frame_threshold: 1 to drop such sequences"
-            )
+            raise PoseDataset._one_frame_error(record)
+
+    @staticmethod
+    def _one_frame_error(record: SequenceRecord) -> PoseFileError:
+        return PoseFileError(
+            f"{record.paths[0]}: one-frame sequence; gait needs motion — remove it or set "
+            "data_cfg.frame_threshold: 1 to drop such sequences"
+        )
 
 
 def dataset_from_cfg(data_cfg: Mapping[str, Any], training: bool) -> PoseDataset:
@@ -234,16 +294,19 @@ def dataset_from_cfg(data_cfg: Mapping[str, Any], training: bool) -> PoseDataset
         dataset_root=data_cfg["dataset_root"],
         dataset_partition=data_cfg["dataset_partition"],
         training=training,
-        cache=bool(data_cfg.get("cache", True)),
+        cache=data_cfg.get("cache", True),
         frame_threshold=int(data_cfg.get("frame_threshold", 0) or 0),
         data_in_use=data_cfg.get("data_in_use"),
+        cache_dir=data_cfg.get("cache_dir"),
     )
 
 
 def _progress(items: Sequence[Any], desc: str):
-    from ..distributed import is_main_process
+    if len(items) < 2000:
+        return items
+    from ..distributed import is_main_process  # imports torch: only for splits worth a progress bar
 
-    if len(items) < 2000 or not is_main_process():
+    if not is_main_process():
         return items
     from tqdm import tqdm
 
