@@ -138,12 +138,14 @@ def atomic_write(
     """Write a file by calling ``write(fileobj)`` on a temp file, fsync, then rename.
 
     Either the old content or the complete new content is at ``path``, never a mix. ``mode``
-    sets the file's permissions before the rename (default: the temp file's owner-only 0o600).
+    sets the file's permissions before the rename (default: what ``open()`` would give a new
+    file, not the temp file's owner-only 0o600, so checkpoints and datasets can be shared).
     ``fsync=False`` skips the flush to disk: the rename still guarantees that a killed process
     leaves no partial file, but a machine crash may (for bulk writes of many small files, where
     one fsync each dominates the run time).
     """
     path = Path(path)
+    mode = default_file_mode() if mode is None else mode
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -152,8 +154,7 @@ def atomic_write(
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -102,3 +102,19 @@ def test_atomic_write_keeps_old_content_when_writer_fails(tmp_path):
         atomic_write(path, boom)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from fastposegait.data.io import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "shared.pt", lambda f: f.write(b"x"))
+        atomic_write(tmp_path / "private.pt", lambda f: f.write(b"x"), mode=0o600)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.pt").stat().st_mode) == 0o640  # 0o666 minus the umask
+    assert stat.S_IMODE((tmp_path / "private.pt").stat().st_mode) == 0o600
