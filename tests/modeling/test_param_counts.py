@@ -16,7 +16,7 @@ from fastposegait.modeling import build_model, count_parameters
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 #: config folders whose rows are checked
-FAMILIES = ("gaitgraph1", "gaitgraph2", "gaittr")
+FAMILIES = ("gaitgraph1", "gaitgraph2", "gaittr", "gpgait")
 
 #: config path (relative to configs/) -> reference parameter count
 REFERENCE_PARAMS = {
