@@ -1,0 +1,210 @@
+"""Training throughput per model: the real data pipeline vs the model-only limit.
+
+For each model's CASIA-B recipe (its real batch size, frame sampling and transforms), on a
+synthetic CASIA-B-like dataset:
+
+* **model-only**: one batch is built by the real loader and moved to the device once; the
+  runner's own training step (forward, losses, backward, optimizer, scheduler) is timed on it
+  repeatedly. This is the most the model can process.
+* **pipeline**: the same training step fed by the real DataLoader (workers load, sample
+  frames and run the transforms), as ``--phase train`` runs it.
+
+Efficiency = pipeline throughput / model-only throughput (goal: >= 0.9). Each variant
+(float32, bfloat16/float16 autocast, ``torch.compile``) is measured in the same run. Figures
+are medians over ``--repeats`` timed windows of ``--steps`` steps, after ``--warmup`` steps.
+
+    python benchmarks/train_throughput.py                       # all models, CPU, fp32 + bf16
+    python benchmarks/train_throughput.py --models gaitgraph2 --variants fp32,compile
+    python benchmarks/train_throughput.py --tiny                 # seconds; what CI runs
+
+Results are printed as a table and written to ``benchmarks/results/train_throughput.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fastposegait.config import load_config  # noqa: E402
+from fastposegait.data.autogen import ensure_dataset  # noqa: E402
+from fastposegait.distributed import DistEnv  # noqa: E402
+from fastposegait.engine.log import setup_logging  # noqa: E402
+from fastposegait.engine.runner import Runner  # noqa: E402
+
+CONFIGS = {
+    "gaitgraph2": "configs/gaitgraph2/gaitgraph2.yaml",
+    "gaitgraph1": "configs/gaitgraph1/gaitgraph1_phase1.yaml",
+    "gaittr": "configs/gaittr/gaittr.yaml",
+    "gpgait": "configs/gpgait/gpgait.yaml",
+}
+VARIANTS = {
+    "fp32": [],
+    "bf16": ["trainer_cfg.enable_bfloat16=true"],
+    "fp16": ["trainer_cfg.enable_float16=true"],
+    "compile": ["trainer_cfg.compile=true"],
+}
+
+
+def machine() -> Dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: Dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def dataset_overrides(root: Path, subjects: int, frames: Sequence[int]) -> List[str]:
+    return [
+        f"data_cfg.dataset_root={root / 'data'}",
+        f"data_cfg.dataset_partition={root / 'partition.json'}",
+        "data_cfg.dataset_name=Synthetic-CASIA-B",
+        "data_cfg.test_dataset_name=CASIA-B",
+        "data_cfg.frame_threshold=0",
+        f"data_cfg.synthetic={{layout: casia-b, num_subjects: {subjects}, seed: 0, frames: [{frames[0]}, {frames[1]}]}}",
+    ]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_windows(step, steps: int, warmup: int, repeats: int, device: torch.device) -> List[float]:
+    """Seconds per step of ``repeats`` windows of ``steps`` calls each, after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        out.append((time.perf_counter() - start) / steps)
+    return out
+
+
+def measure(model: str, variant: str, overrides: List[str], device: torch.device, steps: int, warmup: int,
+            repeats: int, num_workers: Optional[int]) -> Dict[str, Any]:
+    """Model-only and pipeline seconds per step for one model and variant."""
+    over = list(overrides) + VARIANTS[variant] + ["trainer_cfg.log_iter=1000000", "trainer_cfg.save_iter=1000000",
+                                                  "trainer_cfg.total_iter=1000000", "scheduler_cfg.total_steps=1000000"]
+    if num_workers is not None:
+        over.append(f"data_cfg.num_workers={num_workers}")
+    cfg = load_config(REPO / CONFIGS[model], over)
+    ensure_dataset(cfg["data_cfg"])
+    runner = Runner(cfg, "train", DistEnv(), device)
+    setup_logging(rank=1)  # the runner set up rank-0 logging; keep the benchmark's output readable
+    parts = runner.build_training()
+    runner.net.train()
+    batch = next(iter(parts.loader))
+    batch_size = int(batch[0][0].shape[0]) if batch[4] is None else int(batch[4].shape[1])
+    frames = tuple(batch[0][0].shape)
+
+    def model_step() -> None:
+        runner.train_step(parts, batch)
+
+    model_only = _timed_windows(model_step, steps, warmup, repeats, device)
+
+    stream = iter(parts.loader)
+
+    def pipeline_step() -> None:
+        runner.train_step(parts, next(stream))
+
+    pipeline = _timed_windows(pipeline_step, steps, warmup, repeats, device)
+    m, p = statistics.median(model_only), statistics.median(pipeline)
+    return {
+        "model": model, "variant": variant, "batch": batch_size, "input_shape": list(frames),
+        "num_workers": cfg["data_cfg"]["num_workers"],
+        "model_only_s_per_step": model_only, "pipeline_s_per_step": pipeline,
+        "model_only_seq_per_s": batch_size / m, "pipeline_seq_per_s": batch_size / p,
+        "efficiency": m / p,
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    parser.add_argument("--variants", default="fp32,bf16", help="comma-separated: " + ", ".join(VARIANTS))
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed window")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed windows; the median is reported")
+    parser.add_argument("--num-workers", type=int, default=None, help="override data_cfg.num_workers")
+    parser.add_argument("--subjects", type=int, default=40, help="synthetic dataset size (subjects)")
+    parser.add_argument("--data", default=None, help="folder for the synthetic dataset (default: a temp dir)")
+    parser.add_argument("--tiny", action="store_true", help="tiny batches and models: proves the script works")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_throughput.json"))
+    args = parser.parse_args(argv)
+    setup_logging(rank=1)  # quiet: errors only
+    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    models = [m for m in args.models.split(",") if m]
+    variants = [v for v in args.variants.split(",") if v]
+    for name in models + variants:
+        if name not in CONFIGS and name not in VARIANTS:
+            parser.error(f"unknown model or variant {name!r}")
+    root = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="fpg-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    overrides = dataset_overrides(root, 6 if args.tiny else args.subjects, (20, 36) if args.tiny else (60, 110))
+    if args.tiny:
+        overrides += ["trainer_cfg.sampler.frames_num_fixed=12", "trainer_cfg.sampler.frames_num_min=10",
+                      "trainer_cfg.sampler.frames_num_max=14"]
+        args.steps, args.warmup, args.repeats = 1, 1, 1
+    rows = []
+    cwd = os.getcwd()
+    os.chdir(root)  # the runner writes output/ under the working directory
+    try:
+        for model in models:
+            extra = _tiny_model(model) if args.tiny else []
+            for variant in variants:
+                row = measure(model, variant, overrides + extra, device, args.steps, args.warmup, args.repeats,
+                              args.num_workers)
+                rows.append(row)
+                print(f"{model:11s} {variant:8s} batch {row['batch']:4d}  model-only {row['model_only_seq_per_s']:8.1f} seq/s"
+                      f"  pipeline {row['pipeline_seq_per_s']:8.1f} seq/s  efficiency {row['efficiency']:.3f}",
+                      flush=True)
+    finally:
+        os.chdir(cwd)
+    report = {"benchmark": "train_throughput", "date": time.strftime("%Y-%m-%d"), "device": str(device),
+              "machine": machine(), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+              "tiny": args.tiny, "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written {out}")
+    return report
+
+
+def _tiny_model(model: str) -> List[str]:
+    """Overrides that shrink a CASIA-B recipe to a few seconds on a CPU."""
+    small_batch = {"gaitgraph2": ["trainer_cfg.sampler.batch_size=8"],
+                   "gaitgraph1": ["trainer_cfg.sampler.batch_size=8", "trainer_cfg.sampler.frames_num_fixed=24",
+                                  "trainer_cfg.transform.0.trf_cfg.2.sequence_length=10"],
+                   "gaittr": ["trainer_cfg.sampler.batch_size=[2, 4]"],
+                   "gpgait": ["trainer_cfg.sampler.batch_size=[2, 4]", "model_cfg.num_class=4"]}
+    return small_batch.get(model, [])
+
+
+if __name__ == "__main__":
+    main()
