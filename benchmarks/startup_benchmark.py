@@ -10,14 +10,14 @@ at ``--root``: a ``benchmark_dataset.json`` marker records how it was made), the
 TRAIN_SET and TEST_SET indexes, as a train-then-test run does, in fresh processes under four
 settings, all in the same run:
 
-* ``index_only`` — ``cache: false``, ``frame_threshold: 0``: the folder walk alone (the floor
-  of any start-up that must notice changed files);
-* ``packed_first_run`` — ``cache: packed`` with no cache on disk: walk, stat, unpickle every
-  file, write the packed cache;
-* ``packed_cached_run`` — ``cache: packed`` again (median of ``--repeats`` runs): walk, stat,
-  compare with the cache's index, map the file;
-* ``legacy_memory`` — ``cache: memory``: upstream's ``cache: true``, unpickling every file
-  into the main process at each start.
+* ``index_only`` — ``cache: false``, ``frame_threshold: 0``: the folder walk alone (what any
+  start that lists the tree costs);
+* ``packed_first_run`` — ``cache: packed`` with no cache on disk (``--slow-repeats`` runs,
+  the cache deleted before each): walk, stat, unpickle every file, write the packed cache;
+* ``packed_cached_run`` — ``cache: packed`` again (``--repeats`` runs): stat every folder of
+  the last walk and every pickle, take the index from the cache, map the file;
+* ``legacy_memory`` — ``cache: memory`` (``--slow-repeats`` runs): upstream's ``cache: true``,
+  the walk plus unpickling every file into the main process at each start.
 
 For each it records wall time, the main process's peak RSS, and (for the two cached settings)
 what one forked DataLoader-like worker costs when it reads every sequence: the growth of its
@@ -287,7 +287,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--root", type=Path, default=None,
                         help="dataset folder (default /tmp/fastposegait-startup/oumvlp-<subjects>); reused "
                              "when this script generated it with the same arguments")
-    parser.add_argument("--repeats", type=int, default=3, help="cached runs (the median is reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of the fast settings (the median is reported)")
+    parser.add_argument("--slow-repeats", type=int, default=2,
+                        help="runs of the first (building) run and of the legacy setting")
     parser.add_argument("--frame-threshold", type=int, default=17, help="data_cfg.frame_threshold (OU-MVLP configs: 17)")
     parser.add_argument("--gen-workers", type=int, default=2, help="processes generating the dataset")
     parser.add_argument("--seed", type=int, default=0)
@@ -304,7 +306,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
     tmp: Optional[tempfile.TemporaryDirectory] = None
     if args.tiny:
-        args.subjects, args.repeats, args.gen_workers = 4, 2, 1
+        args.subjects, args.repeats, args.slow_repeats, args.gen_workers = 4, 2, 1, 1
         tmp = tempfile.TemporaryDirectory(prefix="fpg-startup-tiny-")
         args.root = Path(tmp.name) / "oumvlp-4"
     elif args.root is None:
@@ -333,18 +335,21 @@ def _benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     results: Dict[str, Dict[str, Any]] = {}
     raw: Dict[str, List[Dict[str, Any]]] = {}
 
-    def measure(name: str, runs: int, touch: bool = False, **spec: Any) -> None:
+    def measure(name: str, runs: int, touch: bool = False, cold_cache: bool = False, **spec: Any) -> None:
         print(f"measuring {name} ({runs} run(s))...", flush=True)
-        # only the first run forks the reading worker, so the other runs time the start alone
-        raw[name] = [_run_child(dict(base, name=name, touch=touch and i == 0, **spec)) for i in range(runs)]
+        raw[name] = []
+        for i in range(runs):
+            if cold_cache:
+                shutil.rmtree(cache_dir, ignore_errors=True)
+            # only the first run forks the reading worker, so the other runs time the start alone
+            raw[name].append(_run_child(dict(base, name=name, touch=touch and i == 0, **spec)))
         results[name] = _summarise(raw[name])
 
     measure("index_only", args.repeats, cache=False, frame_threshold=0)
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    measure("packed_first_run", 1, cache="packed")
+    measure("packed_first_run", args.slow_repeats, cold_cache=True, cache="packed")
     measure("packed_cached_run", args.repeats, cache="packed", touch=True)
     if not args.skip_legacy:
-        measure("legacy_memory", 1, cache="memory", touch=True)
+        measure("legacy_memory", args.slow_repeats, cache="memory", touch=True)
     splits = raw["packed_first_run"][0]["splits"]
     cache_bytes = sum(s["cache_file_bytes"] for s in splits.values())
     dataset.update({
