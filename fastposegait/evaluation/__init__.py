@@ -5,14 +5,18 @@ Importing this package registers the protocols in :data:`fastposegait.registry.E
 """
 from .distance import compute_distance, iter_distance_chunks
 from .ranking import (
+    GalleryIndex,
     ProbeRanking,
     cmc_map_minp,
     cmc_map_minp_cross_camera,
+    nearest_in_slices,
     nearest_per_group,
     rank_accuracy_and_map,
     rank_block,
     rank_distances,
     rank_features,
+    rank_indexed,
+    smallest_k_stable,
 )
 from .protocols import (
     INDOOR_CROSS_VIEW,
@@ -26,11 +30,15 @@ from .protocols import (
 __all__ = [
     "compute_distance",
     "iter_distance_chunks",
+    "GalleryIndex",
     "ProbeRanking",
     "rank_block",
+    "rank_indexed",
     "rank_distances",
     "rank_features",
     "nearest_per_group",
+    "nearest_in_slices",
+    "smallest_k_stable",
     "rank_accuracy_and_map",
     "cmc_map_minp",
     "cmc_map_minp_cross_camera",

@@ -8,15 +8,18 @@ a per-part distance (spec §5.2, upstream ``cuda_dist``):
 * ``cos``: ``1 − x̂·ŷ`` with every part vector scaled to unit L2 norm over ``C`` (norms below
   1e-12 are clamped to 1e-12, so a zero vector stays zero).
 
-All parts go through one batched matmul (``torch.bmm`` over the part axis); probes are processed
-in chunks so that the ``[P, chunk, m]`` intermediate stays bounded whatever the set size. Work is
-``O(n · m · C · P)``; peak extra memory is about ``4 · P · chunk · m`` bytes plus the
-``[n, m]`` result of :func:`compute_distance` (use :func:`iter_distance_chunks` to avoid
-materialising that, as the protocols do for OUMVLP/GREW-sized sets: 72k × 72k float32 would
-be 20 GB).
+Each part is one matrix product of a probe chunk with the whole (prepared once) gallery; the
+parts are accumulated in order into one ``[chunk, m]`` buffer (the sum over parts, then ``/ P``,
+as in the formula). Probes
+are processed in chunks, so whatever the set size the extra memory is about
+``8 · chunk · m`` bytes (two float32 ``[chunk, m]`` buffers) plus the ``[n, m]`` result of
+:func:`compute_distance`; :func:`iter_distance_chunks` avoids materialising that result, as the
+protocols do for OUMVLP/GREW-sized sets (72k × 72k float32 would be 20 GB). Work is
+``O(n · m · C · P)`` multiply-adds, all inside BLAS.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
@@ -27,9 +30,15 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 METRICS = ("euc", "cos")
 
-#: Elements of the largest per-chunk intermediate (``P · chunk · m``) when the chunk size is
-#: chosen automatically: 2**25 float32 values = 128 MiB.
-DEFAULT_CHUNK_ELEMENTS = 1 << 25
+#: Probe-gallery pairs per chunk when the chunk size is chosen automatically: 2**24 pairs, i.e.
+#: about 130 MB for the two float32 ``[chunk, m]`` work buffers. (Larger chunks make the matrix
+#: products more efficient; smaller ones save memory.)
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
+
+
+#: Run the elementwise passes of CPU blocks in NumPy (the torch path is what CUDA runs; tests
+#: switch this off to exercise it on machines without a GPU).
+NUMPY_ON_CPU = True
 
 
 def default_device() -> torch.device:
@@ -75,27 +84,70 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"unknown distance metric {metric!r}; expected one of {', '.join(METRICS)}")
 
 
-def _prepare_gallery(gallery: torch.Tensor, metric: str) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Gallery as ``[P, C, m]`` (unit-normalised for ``cos``) and, for ``euc``, its ``[P, 1, m]`` squared norms."""
-    by_part = gallery.permute(2, 1, 0)  # [P, C, m]
-    if metric == "cos":
-        return F.normalize(by_part, p=2, dim=1, eps=1e-12), None
-    return by_part, by_part.pow(2).sum(1, keepdim=True)
+@dataclass
+class _Prepared:
+    """Embeddings laid out for per-part matrix products.
+
+    ``parts`` is ``[P, N, C]`` (unit-normalised per part for ``cos``); ``squared`` is the
+    ``[P, N]`` squared norms for ``euc`` (``None`` for ``cos``).
+    """
+
+    parts: torch.Tensor
+    squared: Optional[torch.Tensor]
 
 
-def _distance_block(
-    probe: torch.Tensor, gallery_by_part: torch.Tensor, gallery_sq: Optional[torch.Tensor], metric: str
-) -> torch.Tensor:
-    """Distances of a probe chunk ``[c, C, P]`` to the prepared gallery: ``[c, m]``."""
-    parts = probe.shape[2]
-    by_part = probe.permute(2, 0, 1)  # [P, c, C]
+def _prepare(features: torch.Tensor, metric: str) -> _Prepared:
+    by_part = features.permute(2, 0, 1)  # [P, N, C]
     if metric == "cos":
-        by_part = F.normalize(by_part, p=2, dim=2, eps=1e-12)
-        return 1 - torch.bmm(by_part, gallery_by_part).sum(0) / parts
-    assert gallery_sq is not None
-    probe_sq = by_part.pow(2).sum(2, keepdim=True)  # [P, c, 1]
-    squared = probe_sq + gallery_sq - 2 * torch.bmm(by_part, gallery_by_part)  # [P, c, m]
-    return torch.sqrt(torch.relu(squared)).sum(0) / parts
+        return _Prepared(F.normalize(by_part, p=2, dim=2, eps=1e-12).contiguous(), None)
+    by_part = by_part.contiguous()
+    return _Prepared(by_part, by_part.pow(2).sum(2))
+
+
+def _distance_block(probe: _Prepared, gallery_t: torch.Tensor, gallery: _Prepared, metric: str) -> torch.Tensor:
+    """Distances ``[c, m]`` of a prepared probe chunk to the prepared gallery.
+
+    ``gallery_t`` is ``gallery.parts`` transposed to ``[P, C, m]`` (contiguous), so each part is
+    one matrix product (``addmm`` for ``euc``: ``(|x|² + |y|²) − 2·x·y`` in one BLAS call).
+    Parts are summed in order into one buffer; for ``P = 1`` the division is skipped (it is
+    exact). On the CPU the elementwise passes run in NumPy, in place on the same memory (several
+    times faster than torch's there, and single-threaded, so they do not fight BLAS threads).
+    """
+    num_parts = probe.parts.shape[0]
+    on_cpu = probe.parts.device.type == "cpu" and NUMPY_ON_CPU
+    total: Optional[torch.Tensor] = None
+    for p in range(num_parts):
+        if metric == "cos":
+            part = torch.mm(probe.parts[p], gallery_t[p])  # [c, m]
+        else:
+            assert probe.squared is not None and gallery.squared is not None
+            if on_cpu:
+                part = torch.from_numpy(np.add.outer(probe.squared[p].numpy(), gallery.squared[p].numpy()))
+            else:
+                part = probe.squared[p][:, None] + gallery.squared[p][None, :]
+            part.addmm_(probe.parts[p], gallery_t[p], alpha=-2)
+            if on_cpu:
+                array = part.numpy()
+                np.sqrt(np.maximum(array, 0, out=array), out=array)
+            else:
+                part.clamp_(min=0).sqrt_()
+        if total is None:
+            total = part
+        elif on_cpu:
+            np.add(total.numpy(), part.numpy(), out=total.numpy())
+        else:
+            total.add_(part)
+    assert total is not None
+    if metric == "euc" and num_parts == 1:
+        return total
+    if on_cpu:
+        array = total.numpy()
+        np.divide(array, np.float32(num_parts), out=array)
+        if metric == "cos":
+            np.subtract(np.float32(1), array, out=array)
+        return total
+    total.div_(num_parts)
+    return total.neg_().add_(1) if metric == "cos" else total
 
 
 def _check_pair(probe: torch.Tensor, gallery: torch.Tensor) -> None:
@@ -114,22 +166,24 @@ def iter_distance_chunks(
 ) -> Iterator[Tuple[int, torch.Tensor]]:
     """Yield ``(start, D[start:start + c])`` row blocks of the probe × gallery distance matrix.
 
-    The gallery is prepared once (transposed, normalised or squared norms); each block is one
-    ``bmm`` over all parts. Blocks live on the probe tensor's device. ``chunk_size=None`` picks
-    the largest chunk whose ``[P, c, m]`` intermediate fits :data:`DEFAULT_CHUNK_ELEMENTS`.
+    The gallery is prepared once (per-part layout, normalised or squared norms); each block is
+    one ``mm`` per part. Blocks live on the probe tensor's device and are fresh tensors the caller
+    may modify. ``chunk_size=None`` picks the largest chunk whose ``[c, m]`` buffers hold at most
+    :data:`DEFAULT_CHUNK_ELEMENTS` pairs.
     """
     _check_metric(metric)
     x = as_feature_tensor(probe, dtype=dtype)
     y = as_feature_tensor(gallery, device=x.device, dtype=dtype or x.dtype)
     _check_pair(x, y)
-    n, m, parts = x.shape[0], y.shape[0], x.shape[2]
+    n, m = x.shape[0], y.shape[0]
     if chunk_size is None:
-        chunk_size = auto_chunk_size(m, parts)
+        chunk_size = auto_chunk_size(m)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    gallery_by_part, gallery_sq = _prepare_gallery(y, metric)
+    gallery = _prepare(y, metric)
+    gallery_t = gallery.parts.transpose(1, 2).contiguous()  # [P, C, m]
     for start in range(0, n, chunk_size):
-        yield start, _distance_block(x[start : start + chunk_size], gallery_by_part, gallery_sq, metric)
+        yield start, _distance_block(_prepare(x[start : start + chunk_size], metric), gallery_t, gallery, metric)
 
 
 def compute_distance(

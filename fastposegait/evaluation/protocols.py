@@ -27,7 +27,7 @@ import torch
 
 from ..registry import EVALUATORS, UnknownNameError
 from .distance import as_feature_tensor, auto_chunk_size, iter_distance_chunks
-from .ranking import encode, nearest_per_group, rank_features
+from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
 
 logger = logging.getLogger("fastposegait.evaluation")
 
@@ -244,18 +244,19 @@ def _single_view_gallery(
         raise ValueError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
     _check_cells(where, protocol, views, probe_cells, view_code[gallery_rows])
 
-    # One distance pass: for each probe, its nearest gallery entry within every gallery view.
+    # One distance pass: for each probe, its nearest gallery entry within every gallery view. The
+    # gallery is laid out view by view (stable, so ties still pick the lowest index of the
+    # original order) and each view is one argmin over a contiguous column slice.
     device = test.features.device
-    gallery_view = torch.as_tensor(view_code[gallery_rows], device=device)
-    gallery_label = torch.as_tensor(label_code[gallery_rows], device=device)
+    by_view = gallery_rows[np.argsort(view_code[gallery_rows], kind="stable")]
+    bounds = np.searchsorted(view_code[by_view], np.arange(num_views + 1))
+    gallery_label = torch.as_tensor(label_code[by_view], device=device)
     probe_label = torch.as_tensor(label_code[probe_rows], device=device)
     features = test.features
     hits = torch.empty(len(probe_rows), num_views, dtype=torch.bool, device=device)
-    m, parts = len(gallery_rows), features.shape[2]
-    # nearest_per_group keeps ~4 work arrays of [chunk, m]
-    chunk = chunk_size or min(auto_chunk_size(m, parts), auto_chunk_size(m, 4))
-    for start, dist in iter_distance_chunks(features[probe_rows], features[gallery_rows], metric, chunk):
-        nearest = nearest_per_group(dist, gallery_view, num_views)
+    chunk = chunk_size or auto_chunk_size(len(by_view))
+    for start, dist in iter_distance_chunks(features[probe_rows], features[by_view], metric, chunk):
+        nearest = nearest_in_slices(dist, bounds)
         stop = start + dist.shape[0]
         hits[start:stop] = gallery_label[nearest] == probe_label[start:stop, None]
 
@@ -514,11 +515,10 @@ def GREW_submission(  # noqa: N802 - upstream name, used in configs
     if top_k < GREW_SUBMISSION_TOP_K:
         logger.warning("%s: only %d gallery sequences; rows list %d subjects instead of 20", where, top_k, top_k)
     gallery = test.features[gallery_rows]
-    m, parts = gallery.shape[0], gallery.shape[2]
-    chunk = chunk_size or min(auto_chunk_size(m, parts), auto_chunk_size(m, 4))
+    chunk = chunk_size or auto_chunk_size(gallery.shape[0])
     nearest = []
     for _, dist in iter_distance_chunks(test.features[probe_rows], gallery, metric, chunk):
-        nearest.append(torch.sort(dist, dim=1, stable=True).indices[:, :top_k].cpu())
+        nearest.append(smallest_k_stable(dist, top_k).cpu())
     nearest_rows = gallery_rows[torch.cat(nearest).numpy()]
     subjects = np.asarray([_subject_id(label) for label in test.labels], dtype=object)
 

@@ -10,6 +10,9 @@ X = torch.tensor([[[3.0, 0.0], [4.0, 1.0]], [[1.0, 1.0], [0.0, 1.0]]])
 Y = torch.tensor([[[0.0, 2.0], [0.0, 0.0]], [[3.0, 1.0], [0.0, 0.0]]])
 
 
+pytestmark = pytest.mark.usefixtures("rank_path")
+
+
 @pytest.mark.parametrize(
     "metric, expected",
     [("euc", [[3.618034, 2.707107], [1.207107, 1.5]]), ("cos", [[1.0, 0.7], [0.646447, 0.146447]])],

@@ -100,6 +100,7 @@ E3_ROWS = [
 ]
 
 
+@pytest.mark.usefixtures("rank_path")
 @pytest.mark.parametrize("which, metric, cross, tables, expected", E3_ROWS)
 def test_e3_indoor_protocols(which, metric, cross, tables, expected):
     data, dataset = (CASIA, "CASIA-B") if which == "casia" else (OUMVLP, "OUMVLP")
@@ -155,6 +156,7 @@ def e2_set(tmp_path):
     return data, str(partition)
 
 
+@pytest.mark.usefixtures("rank_path")
 def test_e2_gait3d_end_to_end(tmp_path, caplog):
     data, partition = e2_set(tmp_path)
     with caplog.at_level(logging.INFO, logger="fastposegait.evaluation"):
@@ -208,6 +210,7 @@ def grew_gallery(types):
     )
 
 
+@pytest.mark.usefixtures("rank_path")
 def test_e4_grew_local(caplog):
     feats, labels, types, views = grew_gallery(["01"] * 20)
     for x, subject in [(0.2, "00001"), (5.4, "00006"), (12.9, "00007"), (19.3, "00001")]:
@@ -243,6 +246,7 @@ E5_CSV = (
 )
 
 
+@pytest.mark.usefixtures("rank_path")
 def test_e5_grew_submission(tmp_path, caplog):
     feats, labels, types, views = grew_gallery(["01" if i % 2 == 0 else "02" for i in range(20)])
     for x, vid in [(0.2, "vidA"), (5.4, "vidB")]:
@@ -384,6 +388,7 @@ def _conditions(protocol):
     return [(c.name, c.probe_types) for c in protocol.conditions]
 
 
+@pytest.mark.usefixtures("rank_path")
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("dataset", ["CASIA-B", "OUMVLP"])
 @pytest.mark.parametrize("metric", ["euc", "cos"])
@@ -399,6 +404,7 @@ def test_single_view_matches_brute_force(seed, dataset, metric):
         assert result[P + f"{name}@R1"] == pytest.approx(np.mean(per_view), abs=1e-6)
 
 
+@pytest.mark.usefixtures("rank_path")
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("dataset", ["CASIA-B", "OUMVLP"])
 @pytest.mark.parametrize("metric", ["euc", "cos"])
@@ -415,6 +421,7 @@ def test_cross_view_matches_brute_force(seed, dataset, metric):
         assert result[P + f"{name}-mAP"] == pytest.approx(np.mean(maps), abs=1e-6)
 
 
+@pytest.mark.usefixtures("rank_path")
 @pytest.mark.parametrize("seed", range(3))
 def test_grew_and_gait3d_match_brute_force(seed, tmp_path):
     rng = np.random.default_rng(seed)
@@ -466,3 +473,44 @@ def test_cuda_equals_cpu(cross, tmp_path):
     e2, partition = e2_set(tmp_path)
     assert evaluate_Gait3D(e2, "Gait3D", dataset_partition=partition, device="cuda") == evaluate_Gait3D(
         e2, "Gait3D", dataset_partition=partition, device="cpu")
+
+
+@pytest.mark.usefixtures("rank_path")
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("metric", ["euc", "cos"])
+def test_grew_submission_matches_brute_force(seed, metric, tmp_path):
+    """Random gallery with duplicated features (exact ties) and fewer subjects than 20 ranks."""
+    rng = np.random.default_rng(seed)
+    m, n = 50, 30
+    feats = rng.integers(-2, 3, size=(m + n, 4, 2)).astype(np.float32)
+    feats[rng.choice(m, 15)] = feats[rng.choice(m, 15)]
+    labels = [f"{v:05d}" for v in rng.integers(1, 9, m)] + ["probe"] * n
+    types = [["01", "02"][v] for v in rng.integers(0, 2, m)] + ["03"] * n
+    views = [f"g{i}" for i in range(m)] + [f"vid{i:03d}" for i in range(n)]
+    data = {"embeddings": feats, "labels": labels, "types": types, "views": views}
+    path = GREW_submission(data, "GREW", metric=metric, output_dir=str(tmp_path), chunk_size=7)["table/submission_csv"]
+    with open(path) as f:
+        rows = f.read().splitlines()
+    d = ref.distance(feats[m:], feats[:m], metric)
+    assert rows[0] == "videoId," + ",".join(f"rank{k}" for k in range(1, 21))
+    assert len(rows) == n + 1
+    for i, line in enumerate(rows[1:]):
+        order = ref.rank_probe(d[i], "none", labels[:m])["order"][:20]
+        assert line == ",".join([f"vid{i:03d}", *(str(int(labels[j])) for j in order)])
+
+
+@pytest.mark.usefixtures("rank_path")
+@pytest.mark.parametrize("metric", ["euc", "cos"])
+def test_cross_view_with_a_single_view_gallery_matches_brute_force(metric):
+    """All gallery sequences in one view: probes of that view lose every same-subject entry
+    (misses for rank-1, absent from mAP), probes of the other views keep theirs."""
+    data = random_indoor_set(21, "OUMVLP", views=("000", "015", "030"))
+    keep = [i for i, (t, v) in enumerate(zip(data["types"], data["views"])) if t == "00" or v == "015"]
+    data = _drop(data, np.isin(np.arange(len(data["labels"])), keep))
+    result = evaluate_indoor_dataset(data, "OUMVLP", metric=metric, cross_view_gallery=True, chunk_size=3)
+    expected = ref.indoor_cross(data["embeddings"], data["labels"], data["types"], data["views"],
+                                [("NM", ("00",))], ("01",), metric)
+    r1, maps = expected["NM"]
+    np.testing.assert_allclose(result["table/NM-Rank@1"], r1, atol=1e-6)
+    np.testing.assert_allclose(result["table/NM-mAP"], maps, atol=1e-6)
+    assert result["table/NM-Rank@1"][1] == 0.0 and math.isnan(result["table/NM-mAP"][1])

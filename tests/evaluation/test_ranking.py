@@ -4,12 +4,19 @@ import torch
 
 import eval_reference as ref
 from fastposegait.evaluation import (
+    GalleryIndex,
     cmc_map_minp,
     cmc_map_minp_cross_camera,
+    nearest_in_slices,
     nearest_per_group,
     rank_accuracy_and_map,
+    rank_block,
     rank_distances,
+    smallest_k_stable,
 )
+from fastposegait.evaluation.ranking import encode
+
+pytestmark = pytest.mark.usefixtures("rank_path")
 
 # §5.5 E1: 4 probes x 5 gallery
 E1 = np.array(
@@ -158,3 +165,105 @@ def test_cuda_equals_cpu():
     for name in ("first_match", "last_match", "num_matches", "num_candidates"):
         assert torch.equal(getattr(cpu, name), getattr(cuda, name))
     torch.testing.assert_close(cpu.average_precision, cuda.average_precision)
+
+
+# ---------------------------------------------------------------- sort-free ranking edge cases
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_negative_and_signed_zero_distances_rank_like_a_stable_sort(seed):
+    """cos distances can be slightly negative; -0.0 and 0.0 are equal and fall back to index order."""
+    rng = np.random.default_rng(seed)
+    grid = np.array([-1e-7, -0.0, 0.0, 1e-7, 0.25, 0.5, 2.0], dtype=np.float32)
+    dist = grid[rng.integers(0, len(grid), size=(30, 25))]
+    gl = [f"s{v}" for v in rng.integers(0, 5, 25)]
+    pl = [f"s{v}" for v in rng.integers(0, 6, 30)]
+    ranking = rank_distances(torch.from_numpy(dist), pl, gl)
+    for i in range(30):
+        r = ref.rank_probe(dist[i].astype(np.float64), pl[i], gl)
+        assert int(ranking.num_matches[i]) == len(r["positions"])
+        if r["positions"]:
+            assert int(ranking.first_match[i]) == r["positions"][0]
+            assert int(ranking.last_match[i]) == r["positions"][-1]
+            assert float(ranking.average_precision[i]) == pytest.approx(r["ap"], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_many_matches_per_subject_and_all_ties(seed):
+    """Dense regime (every candidate precedes the last match) with long tie runs, views excluded."""
+    rng = np.random.default_rng(seed)
+    n, m = 12, 200
+    dist = rng.integers(0, 3, size=(n, m)).astype(np.float32)  # three values: huge tie groups
+    gl = [f"s{v}" for v in rng.integers(0, 2, m)]  # ~100 matches per probe
+    gv = [f"v{v}" for v in rng.integers(0, 4, m)]
+    pl = [f"s{v}" for v in rng.integers(0, 2, n)]
+    pv = [f"v{v}" for v in rng.integers(0, 4, n)]
+    for views in ((None, None), (pv, gv)):
+        ranking = rank_distances(dist, pl, gl, *views, chunk_size=5)
+        for i in range(n):
+            r = ref.rank_probe(dist[i], pl[i], gl, None if views[0] is None else pv[i], views[1])
+            assert int(ranking.num_candidates[i]) == r["size"]
+            assert int(ranking.first_match[i]) == r["positions"][0]
+            assert int(ranking.last_match[i]) == r["positions"][-1]
+            assert float(ranking.average_precision[i]) == pytest.approx(r["ap"], abs=1e-12)
+
+
+def test_rank_distances_leaves_the_matrix_untouched():
+    dist, pl, gl, pv, gv = _random_case(7)
+    tensor = torch.from_numpy(dist.copy())
+    rank_distances(tensor, pl, gl, pv, gv)
+    assert torch.equal(tensor, torch.from_numpy(dist))
+
+
+def test_rank_block_builds_its_own_index():
+    dist, pl, gl, pv, gv = _random_case(8)
+    codes_p, codes_g = encode(pl, gl)
+    vp, vg = encode(pv, gv)
+    block = rank_block(torch.from_numpy(dist), torch.from_numpy(codes_p), torch.from_numpy(codes_g),
+                       torch.from_numpy(vp), torch.from_numpy(vg))
+    whole = rank_distances(dist, pl, gl, pv, gv)
+    for name in ("first_match", "last_match", "num_matches", "num_candidates"):
+        assert torch.equal(getattr(block, name), getattr(whole, name))
+
+
+def test_gallery_index_groups_and_validates():
+    index = GalleryIndex.build(np.array([2, 0, 2, 1, 2]), 4)
+    assert index.members.tolist() == [[1, 5, 5], [3, 5, 5], [0, 2, 4], [5, 5, 5], [5, 5, 5]]
+    with pytest.raises(ValueError, match=r"label codes must lie in \[0, 2\)"):
+        GalleryIndex.build(np.array([0, 2]), 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_smallest_k_stable_equals_a_stable_sort(seed):
+    rng = np.random.default_rng(seed)
+    # coarse grid: ties everywhere, some rows entirely tied (forces the full-sort fallback)
+    dist = torch.from_numpy(rng.integers(0, 4 if seed % 2 else 50, size=(40, 120)).astype(np.float32))
+    dist[0] = 1.0
+    dist[1, :60] = 0.5
+    for k in (1, 5, 20, 120, 500):
+        expected = torch.sort(dist, dim=1, stable=True).indices[:, : min(k, 120)]
+        assert torch.equal(smallest_k_stable(dist, k), expected), k
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nearest_in_slices_matches_loop(seed):
+    rng = np.random.default_rng(seed)
+    dist = torch.from_numpy(rng.integers(0, 5, size=(15, 20)).astype(np.float32))
+    bounds = [0, 4, 4, 11, 20]  # second slice empty
+    nearest = nearest_in_slices(dist, bounds).numpy()
+    for i in range(15):
+        for g in range(4):
+            lo, hi = bounds[g], bounds[g + 1]
+            expected = lo + int(np.argmin(dist[i, lo:hi].numpy())) if hi > lo else 20
+            assert nearest[i, g] == expected
+
+
+def test_float64_distances_keep_their_precision():
+    """Differences below float32 resolution still order the gallery (no rounding to float32)."""
+    dist = np.array([[1.0 + 2e-12, 1.0 + 1e-12, 1.0, 3.0]])
+    ranking = rank_distances(dist, ["a"], ["b", "a", "b", "a"])
+    assert ranking.first_match.tolist() == [2] and ranking.last_match.tolist() == [4]
+    ranking = rank_distances(dist.astype(np.float32), ["a"], ["b", "a", "b", "a"])  # all three tie in float32
+    assert ranking.first_match.tolist() == [2]
+    ranking = rank_distances(np.array([[1.0 + 1e-12, 1.0]]), ["a"], ["a", "b"])
+    assert ranking.first_match.tolist() == [2]
