@@ -68,7 +68,9 @@ wrong size, a truncated index) is rebuilt with a log line, never a traceback.
 
 **Workers.** Forked DataLoader workers inherit the mapping: the pages they read are the page
 cache's, not copies. Pickling a :class:`PackedCache` (``spawn`` start method) sends only its
-path and build id; the worker maps the same file again.
+path and build id; the worker maps the same file again. A rebuild by another run replaces the
+file by a rename, so processes that mapped the old file keep reading its (unlinked) inode
+unchanged until they exit.
 """
 from __future__ import annotations
 
@@ -359,6 +361,21 @@ class PackedCache:
                            ("file_dtype", "file_ndim", "file_shape", "file_size", "file_mtime_ns",
                             "file_ctime_ns", "file_racy", "file_digest"))):
                 raise ValueError("index arrays of inconsistent lengths")
+            if any(d.kind not in "fiub" for d in self._dtypes):
+                raise ValueError("non-numeric dtype in the table")
+            if num_files:
+                # every array must lie inside the data section, so a view can never fail later
+                ndim = self._file_ndim.astype(np.int64)
+                width = self._file_shape.shape[1]
+                if ndim.min() < 0 or ndim.max() > width or self._file_dtype.min() < 0 \
+                        or self._file_dtype.max() >= len(self._dtypes) or self._file_shape.min() < 0:
+                    raise ValueError("shape or dtype entries out of range")
+                dims = np.where(np.arange(width)[None, :] < ndim[:, None], self._file_shape, 1)
+                itemsize = np.array([d.itemsize for d in self._dtypes], dtype=np.int64)[self._file_dtype]
+                end = self._file_offset + dims.prod(axis=1) * itemsize
+                if self._file_offset.min() < _DATA_OFFSET or end.max() > _DATA_OFFSET + int(meta["data_nbytes"]) \
+                        or _DATA_OFFSET + int(meta["data_nbytes"]) > json_off:
+                    raise ValueError("an array lies outside the data section")
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
             raise _CorruptCache(f"unreadable index ({type(exc).__name__}: {exc})") from None
         self._mmap = buf

@@ -480,3 +480,17 @@ def test_partition_subject_appearing_on_disk_is_noticed(tmp_path, monkeypatch, u
     assert [r.subject for r in after.records if r.subject == "009"] == ["009"]
     assert after._packed.build_id != before._packed.build_id
     assert_same_as_pkl_loader(after, PoseDataset(root, part, training=True, cache=False))
+
+
+def test_index_pointing_outside_the_data_is_rebuilt(tmp_path, caplog, user_cache):
+    root, part = make_dataset(tmp_path)
+    cache = PoseDataset(root, part, training=True)._packed
+    path, offset = cache.path, cache.meta["arrays"]["file_offset"][2]
+    cache.close()
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + 8] = (10 ** 12).to_bytes(8, "little")  # first array's offset: far past the end
+    path.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        ds = PoseDataset(root, part, training=True)
+    assert "an array lies outside the data section" in caplog.text
+    assert_same_as_pkl_loader(ds, PoseDataset(root, part, training=True, cache=False))
