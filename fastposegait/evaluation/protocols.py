@@ -504,7 +504,8 @@ def GREW_submission(  # noqa: N802 - upstream name, used in configs
     distances), duplicates kept, as integers. The file is
     ``<output_dir>/GREW_result/<%Y-%m%d-%H%M%S>.csv`` (upstream wrote it to the working
     directory and returned ``None``, Q17). Returns no scalars, only ``table/submission_csv``.
-    With fewer than 20 gallery sequences the rows are shorter (a warning is logged).
+    With fewer than 20 gallery sequences the header and the rows are shorter (a warning is
+    logged; upstream crashed).
     """
     where = f"GREW_submission({dataset})"
     if output_dir is None:
@@ -530,7 +531,7 @@ def GREW_submission(  # noqa: N802 - upstream name, used in configs
     while os.path.exists(path):
         path = os.path.join(folder, f"{stamp}-{suffix}.csv")
         suffix += 1
-    lines = ["videoId," + ",".join(f"rank{k}" for k in range(1, GREW_SUBMISSION_TOP_K + 1))]
+    lines = ["videoId," + ",".join(f"rank{k}" for k in range(1, top_k + 1))]
     for probe, row in zip(probe_rows, nearest_rows):
         lines.append(",".join([str(test.views[probe]), *subjects[row].tolist()]))
     tmp = path + ".tmp"

@@ -514,3 +514,14 @@ def test_cross_view_with_a_single_view_gallery_matches_brute_force(metric):
     np.testing.assert_allclose(result["table/NM-Rank@1"], r1, atol=1e-6)
     np.testing.assert_allclose(result["table/NM-mAP"], maps, atol=1e-6)
     assert result["table/NM-Rank@1"][1] == 0.0 and math.isnan(result["table/NM-mAP"][1])
+
+
+def test_grew_submission_with_a_small_gallery_has_a_matching_header(tmp_path, caplog):
+    data = {"embeddings": np.asarray([[[0.0]], [[1.0]], [[3.0]], [[0.9]]], dtype=np.float32),
+            "labels": ["00007", "00002", "00002", "probe"], "types": ["01", "02", "01", "03"],
+            "views": ["a", "b", "c", "vidA"]}
+    with caplog.at_level(logging.WARNING, logger="fastposegait.evaluation"):
+        path = GREW_submission(data, "GREW", output_dir=str(tmp_path))["table/submission_csv"]
+    assert "rows list 3 subjects instead of 20" in caplog.text
+    with open(path) as f:
+        assert f.read() == "videoId,rank1,rank2,rank3\nvidA,2,7,2\n"
