@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..data.dataset import DatasetError, build_index, read_partition
 from ..data.io import PoseFileError, load_pose
+from ..data.packed_cache import CACHE_DIR_NAME
 from .runner import ConversionError
 
 ERROR, WARNING = "error", "warning"
@@ -116,6 +117,8 @@ def _walk(root: Path, report: ValidationReport) -> Dict[str, List[List[str]]]:
             if _is_temp(entry.name):
                 report.add(WARNING, entry.path, "leftover temp file of an interrupted write; delete it")
             continue  # partition.json and the like: ignored by the loader
+        if entry.name == CACHE_DIR_NAME:
+            continue  # the loader's packed cache, not a subject
         subject = entry.name
         sequences[subject] = []
         for t in sorted(os.scandir(entry.path), key=lambda e: e.name):

@@ -176,3 +176,16 @@ def test_validate_cli_exit_codes(tmp_path, capsys):
     assert "17 joints, expected 18" in capsys.readouterr().out
     assert cli.main(["validate", "-i", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_validator_skips_the_loaders_packed_cache(tmp_path):
+    root = tmp_path / "d"
+    _tree(root, ["001", "002"], np.random.default_rng(6))
+    partition = tmp_path / "p.json"
+    partition.write_text(json.dumps({"TRAIN_SET": ["001"], "TEST_SET": ["002"]}))
+    PoseDataset(str(root), str(partition), training=True, cache=True)  # builds <root>/.fastposegait_cache/
+    assert (root / ".fastposegait_cache").is_dir()
+    with_cache = validate_root(root).format()
+    assert ".fastposegait_cache" not in with_cache
+    shutil.rmtree(root / ".fastposegait_cache")
+    assert with_cache == validate_root(root).format()  # the cache folder changes nothing
