@@ -202,22 +202,55 @@ def test_data_bn_channel_order_is_person_joint_channel():
         assert not torch.allclose(model.embed(shifted), b, atol=1e-3)
 
 
-def test_packed_test_batch_is_embedded_one_sequence_at_a_time():
-    """GaitTR ignores seqL: the inference helper must split a packed batch (upstream Q11)."""
+def _randomise_batchnorm(model, seed):
+    """Non-trivial BatchNorm statistics and affine terms, so that padded frames would leak
+    into the result unless they are masked (fresh BN maps zeros to zeros)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g))
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.bias.shape, generator=g))
+
+
+def test_packed_test_batch_equals_each_sequence_alone():
+    """A packed batch (seqL) is embedded per walk, in one padded and masked call (upstream Q11
+    merged the walks into one feature)."""
     torch.manual_seed(0)
-    model = build_model(CASIA_B).eval()
-    assert model.accepts_packed_sequences is False
-    a, b = features(1, 25, seed=6), features(1, 40, seed=7)
-    packed = torch.cat([a, b], dim=2)
-    inputs = ([packed], torch.tensor([0, 1]), ["nm-01", "nm-02"], ["000", "018"], torch.tensor([[25, 40]]))
+    model = build_model(CASIA_B).eval().double()  # float64: equality up to rounding is tight
+    _randomise_batchnorm(model, 3)
+    assert model.accepts_packed_sequences is True
+    a, b, c = (features(1, t, seed=s).double() for t, s in ((25, 6), (40, 7), (9, 8)))
+    packed = torch.cat([a, b, c], dim=2)
+    inputs = ([packed], torch.tensor([0, 1, 2]), ["nm-01", "nm-02", "bg-01"], ["000", "018", "036"],
+              torch.tensor([[25, 40, 9]], dtype=torch.int32))
     with torch.no_grad():
         emb = embed_batch(model, inputs, time_axes=[1])
-        expected = torch.cat([run(model, a)["inference_feat"]["embeddings"],
-                              run(model, b)["inference_feat"]["embeddings"]])
+        expected = torch.cat([run(model, s)["inference_feat"]["embeddings"] for s in (a, b, c)])
         merged = run(model, packed)["inference_feat"]["embeddings"]
-    assert emb.shape == (2, 128, 1)
-    assert torch.allclose(emb, expected, atol=1e-6)
+    assert emb.shape == (3, 128, 1)
+    assert torch.allclose(emb, expected, atol=1e-9, rtol=1e-9)
     assert not torch.allclose(emb[0], merged[0], atol=1e-4)
+    # without the frame mask the padded frames change the shorter walks' embeddings
+    with torch.no_grad():
+        x = torch.nn.utils.rnn.pad_sequence([s[0].transpose(0, 1) for s in (a, b, c)], batch_first=True)
+        unmasked = model.embed(x.transpose(1, 2))
+    assert not torch.allclose(unmasked[2], expected[2, :, 0], atol=1e-3)
+
+
+def test_packed_training_batch_runs_each_walk_alone():
+    torch.manual_seed(0)
+    model = build_model(CASIA_B).train()
+    a, b = features(1, 20, seed=9), features(1, 30, seed=10)
+    packed = torch.cat([a, b], dim=2)
+    out = model(([packed], torch.tensor([0, 1]), None, None, torch.tensor([[20, 30]])))
+    emb = out["training_feat"]["triplet"]["embeddings"]
+    assert emb.shape == (2, 128, 1)
+    torch.manual_seed(0)
+    twin = build_model(CASIA_B).train()
+    alone = twin(([b], torch.tensor([1]), None, None, None))["training_feat"]["triplet"]["embeddings"]
+    assert torch.allclose(emb[1], alone[0], atol=1e-5)  # batch statistics of walk b alone
 
 
 def test_eval_is_deterministic_and_batch_independent():
