@@ -24,7 +24,7 @@ the whole concatenation, so its test embeddings depend on which sequences share 
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -154,8 +154,10 @@ class PAGCN(nn.Module):
     the layer runs on a partition, and ``z_i = d_i(x A1)`` (x multiplied on the joint axis).
     ``y = Mish(BN(sum_i z_i))``. ``PA`` is a learnable correction of A, initialised to 1e-6.
 
-    The 3x3 1x1 convs are kept as separate modules (per-subset initialisation and parameter
-    count as the reference) but run as two fused convolutions.
+    The nine 1x1 convs (a, b, d per subset) are kept as separate modules, so that their
+    initialisation and parameter count are the reference's, but run as two fused convolutions:
+    a and b of all subsets in one, and ``sum_i d_i(x A1_i)`` as one convolution over the three
+    stacked products.
     """
 
     def __init__(self, in_c: int, out_c: int, num_joints: int) -> None:
@@ -341,7 +343,3 @@ class BranchPAGCN(nn.Module):
             x = block(x, self.A, self.share_mask, segments)
         return torch.cat([path(x, self.A, segments) for path in self.paths.values()], dim=-1)
 
-
-def partition_joints(joint_format: str) -> Mapping[int, Partition]:
-    """The partitions of ``joint_format`` by index (for inspection and tests)."""
-    return dict(enumerate(_partitions(joint_format)))
