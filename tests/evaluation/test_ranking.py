@@ -77,10 +77,13 @@ def test_tensor_input_and_no_valid_probe_errors():
         cmc_map_minp(E1, E1_PROBES[:2], E1_GALLERY)
 
 
-def _random_case(seed, n=40, m=30, num_labels=8, num_views=3, ties=True):
-    """Random distances with exact ties (values on a coarse grid), probes without match, views."""
+def _random_case(seed, n=40, m=30, num_labels=8, num_views=3, ties=True, dtype=np.float64):
+    """Random distances with exact ties (values on a coarse grid), probes without match, views.
+
+    float32 matrices take the sparse/sorted ranking paths, float64 ones the plain stable sort."""
     rng = np.random.default_rng(seed)
     dist = rng.integers(0, 12, size=(n, m)).astype(np.float64) / 4 if ties else rng.random((n, m))
+    dist = dist.astype(dtype)
     gallery_labels = [f"s{v}" for v in rng.integers(0, num_labels, m)]
     probe_labels = [f"s{v}" for v in rng.integers(0, num_labels + 3, n)]  # some labels absent from the gallery
     probe_views = [f"{v:03d}" for v in rng.integers(0, num_views, n)]
@@ -90,8 +93,9 @@ def _random_case(seed, n=40, m=30, num_labels=8, num_views=3, ties=True):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("chunk_size", [None, 7])
-def test_rank_distances_matches_brute_force(seed, chunk_size):
-    dist, pl, gl, pv, gv = _random_case(seed)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rank_distances_matches_brute_force(seed, chunk_size, dtype):
+    dist, pl, gl, pv, gv = _random_case(seed, dtype=dtype)
     for views in (False, True):
         ranking = rank_distances(dist, pl, gl, pv if views else None, gv if views else None, chunk_size=chunk_size)
         for i in range(len(pl)):
@@ -109,8 +113,9 @@ def test_rank_distances_matches_brute_force(seed, chunk_size):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("ties", [True, False])
-def test_public_functions_match_brute_force(seed, ties):
-    dist, pl, gl, pv, gv = _random_case(seed, ties=ties)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_public_functions_match_brute_force(seed, ties, dtype):
+    dist, pl, gl, pv, gv = _random_case(seed, ties=ties, dtype=dtype)
     for rank in (1, 3):
         for views in ((None, None), (pv, gv)):
             ours = rank_accuracy_and_map(dist, pl, gl, *views, rank=rank)
