@@ -46,7 +46,6 @@ import datetime
 import gc
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -64,6 +63,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import upstream_eval  # noqa: E402
+from machine import machine_info  # noqa: E402
 from fastposegait.engine.inference import run_evaluator  # noqa: E402
 from fastposegait.evaluation import protocols  # noqa: E402,F401 - registers the evaluators
 from fastposegait.registry import EVALUATORS  # noqa: E402
@@ -436,28 +436,6 @@ def run_case(case: Case, seed: int, repeats: int, workdir: Path) -> Dict[str, An
 # --------------------------------------------------------------------------------------------
 
 
-def machine() -> Dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def table(rows: Sequence[Dict[str, Any]]) -> str:
     head = f"{'case':<46} {'seqs':>7} {'probes':>7} {'ours s':>9} {'baseline s':>11} {'ratio':>7} {'ours MB':>8}  agree"
     lines = [head, "-" * len(head)]
@@ -501,7 +479,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "scale": "tiny" if args.tiny else "full",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "wall_s": round(time.time() - started, 1),
-        "machine": machine(),
+        "machine": machine_info(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "tolerance": TOLERANCE,

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -47,6 +46,9 @@ from typing import Any, Dict, List, Optional
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import machine_info  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "startup_benchmark.json"
 MARKER = "benchmark_dataset.json"
@@ -167,36 +169,6 @@ def _run_child(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------
 # dataset and machine
-
-
-def _machine() -> Dict[str, Any]:
-    import numpy as np
-
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        with open("/proc/meminfo") as f:
-            mem_gb = round(int(f.readline().split()[1]) / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "memory_gb": mem_gb,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
 
 
 def _ensure_dataset(root: Path, num_subjects: int, seed: int, workers: int) -> Dict[str, Any]:
@@ -325,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 
 def _benchmark(args: argparse.Namespace) -> Dict[str, Any]:
-    machine = _machine()
+    machine = machine_info(with_torch=False)
     root: Path = args.root
     dataset = _ensure_dataset(root, args.subjects, args.seed, args.gen_workers)
     partition = root / "partition.json"

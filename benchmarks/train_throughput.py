@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,12 +35,14 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastposegait.config import load_config  # noqa: E402
 from fastposegait.data.autogen import ensure_dataset  # noqa: E402
 from fastposegait.distributed import DistEnv  # noqa: E402
 from fastposegait.engine.log import setup_logging  # noqa: E402
 from fastposegait.engine.runner import Runner  # noqa: E402
+from machine import machine_info  # noqa: E402
 
 CONFIGS = {
     "gaitgraph2": "configs/gaitgraph2/gaitgraph2.yaml",
@@ -55,23 +56,6 @@ VARIANTS = {
     "fp16": ["trainer_cfg.enable_float16=true"],
     "compile": ["trainer_cfg.compile=true"],
 }
-
-
-def machine() -> Dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: Dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-                            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def dataset_overrides(root: Path, subjects: int, frames: Sequence[int]) -> List[str]:
@@ -154,6 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--num-workers", type=int, default=None, help="override data_cfg.num_workers")
     parser.add_argument("--subjects", type=int, default=40, help="synthetic dataset size (subjects)")
     parser.add_argument("--data", default=None, help="folder for the synthetic dataset (default: a temp dir)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for every model, e.g. trainer_cfg.sampler.frames_num_fixed=30")
     parser.add_argument("--tiny", action="store_true", help="tiny batches and models: proves the script works")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_throughput.json"))
     args = parser.parse_args(argv)
@@ -171,7 +157,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         overrides += ["trainer_cfg.sampler.frames_num_fixed=12", "trainer_cfg.sampler.frames_num_min=10",
                       "trainer_cfg.sampler.frames_num_max=14"]
         args.steps, args.warmup, args.repeats = 1, 1, 1
+    overrides += args.override
     rows = []
+    out = Path(args.out).resolve()  # before changing directory
+    out.parent.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
     os.chdir(root)  # the runner writes output/ under the working directory
     try:
@@ -181,18 +170,23 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                 row = measure(model, variant, overrides + extra, device, args.steps, args.warmup, args.repeats,
                               args.num_workers)
                 rows.append(row)
+                _write(out, args, device, rows)  # after every row: a long run keeps what it measured
                 print(f"{model:11s} {variant:8s} batch {row['batch']:4d}  model-only {row['model_only_seq_per_s']:8.1f} seq/s"
                       f"  pipeline {row['pipeline_seq_per_s']:8.1f} seq/s  efficiency {row['efficiency']:.3f}",
                       flush=True)
     finally:
         os.chdir(cwd)
-    report = {"benchmark": "train_throughput", "date": time.strftime("%Y-%m-%d"), "device": str(device),
-              "machine": machine(), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-              "tiny": args.tiny, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    report = _write(out, args, device, rows)
     print(f"written {out}")
+    return report
+
+
+def _write(out: Path, args: argparse.Namespace, device: torch.device, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    report = {"benchmark": "train_throughput", "date": time.strftime("%Y-%m-%d"), "device": str(device),
+              "command": " ".join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]]),
+              "machine": machine_info(), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+              "overrides": args.override, "tiny": args.tiny, "rows": rows}
+    out.write_text(json.dumps(report, indent=2))
     return report
 
 

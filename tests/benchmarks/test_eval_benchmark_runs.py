@@ -44,7 +44,7 @@ def test_tiny_eval_benchmark_writes_its_json(tmp_path):
     assert "GREW submission" in proc.stdout and "extrapolated linearly" in proc.stdout
     report = json.loads(out.read_text())
     assert report["benchmark"] == "eval_benchmark" and report["scale"] == "tiny" and "--tiny" in report["command"]
-    assert report["machine"]["cpu_model"] and report["machine"]["cpu_count"] >= 1
+    assert report["machine"]["cpu_model"] and report["machine"]["logical_cpus"] >= 1
     assert report["tolerance"] == 1e-6 and report["all_agree"] is True
     rows = {r["case"]: r for r in report["cases"]}
     assert set(rows) == set(CASES)

@@ -21,7 +21,7 @@ def test_tiny_train_throughput_writes_its_json(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["benchmark"] == "train_throughput" and report["tiny"] is True
-    assert report["machine"]["cores"] >= 1 and report["device"] == "cpu"
+    assert report["machine"]["logical_cpus"] >= 1 and report["device"] == "cpu"
     rows = {(r["model"], r["variant"]): r for r in report["rows"]}
     assert set(rows) == {("gaitgraph2", "fp32"), ("gaitgraph2", "bf16"), ("gaittr", "fp32"), ("gaittr", "bf16")}
     assert rows["gaitgraph2", "fp32"]["input_shape"] == [8, 12, 17, 3, 5]  # GaitGraph_MultiInput batch

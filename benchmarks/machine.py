@@ -1,0 +1,52 @@
+"""What a benchmark ran on, recorded in every benchmark's JSON report.
+
+One function so that every report describes the machine with the same keys: CPU model and
+counts, memory, load average when the benchmark started (these machines are often shared),
+library versions and, when present, the GPU.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Dict
+
+
+def cpu_model() -> str:
+    """The ``model name`` of ``/proc/cpuinfo`` (else what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(with_torch: bool = True) -> Dict[str, Any]:
+    """CPU, memory, load, versions (and torch threads / GPU when ``with_torch``)."""
+    import numpy as np
+
+    mem_gb = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem_gb = round(int(f.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    info: Dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": mem_gb,
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    if with_torch:
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(), cuda=torch.cuda.is_available())
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
