@@ -432,6 +432,20 @@ def _split_rows(test: _TestSet, where: str, protocol: RetrievalProtocol) -> Tupl
     return probe_rows, gallery_rows
 
 
+def _rank_probes(test: _TestSet, probe_rows: np.ndarray, gallery_rows: np.ndarray, max_rank: int, where: str,
+                 metric: str, chunk_size: Optional[int]):
+    """Rank the gallery rows for every probe row (retrieval protocols), warning when the
+    gallery is smaller than the highest rank the protocol reports."""
+    if len(gallery_rows) < max_rank:
+        logger.warning(
+            "%s: only %d gallery sequences (< %d); Rank-k for k > %d is the accuracy over the whole gallery",
+            where, len(gallery_rows), max_rank, len(gallery_rows),
+        )
+    labels = encode(test.labels)[0]
+    return rank_features(test.features[probe_rows], test.features[gallery_rows], labels[probe_rows],
+                         labels[gallery_rows], metric=metric, chunk_size=chunk_size)
+
+
 @EVALUATORS.register("evaluate_real_scene")
 def evaluate_real_scene(
     data: Mapping[str, Any],
@@ -454,23 +468,7 @@ def evaluate_real_scene(
     protocol = GREW_LOCAL
     probe_rows, gallery_rows = _split_rows(test, where, protocol)
     max_rank = max(protocol.logged_ranks)
-    if len(gallery_rows) < max_rank:
-        logger.warning(
-            "%s: only %d gallery sequences (< %d); Rank-k for k > %d is the accuracy over the whole gallery",
-            where,
-            len(gallery_rows),
-            max_rank,
-            len(gallery_rows),
-        )
-    labels = encode(test.labels)[0]
-    ranking = rank_features(
-        test.features[probe_rows],
-        test.features[gallery_rows],
-        labels[probe_rows],
-        labels[gallery_rows],
-        metric=metric,
-        chunk_size=chunk_size,
-    )
+    ranking = _rank_probes(test, probe_rows, gallery_rows, max_rank, where, metric, chunk_size)
     counts = ranking.cmc_counts(max_rank).astype(np.float64)
     acc = _round2(counts * 100 / len(probe_rows))
     logger.info(
@@ -594,23 +592,7 @@ def evaluate_Gait3D(  # noqa: N802 - upstream name, used in configs
     if len(gallery_rows) == 0:
         raise ValueError(f"{where}: every test sequence is a probe; the gallery is empty")
     max_rank = max(GAIT3D_RANKS)
-    if len(gallery_rows) < max_rank:
-        logger.warning(
-            "%s: only %d gallery sequences (< %d); Rank-k for k > %d is the accuracy over the whole gallery",
-            where,
-            len(gallery_rows),
-            max_rank,
-            len(gallery_rows),
-        )
-    labels = encode(test.labels)[0]
-    ranking = rank_features(
-        test.features[probe_rows],
-        test.features[gallery_rows],
-        labels[probe_rows],
-        labels[gallery_rows],
-        metric=metric,
-        chunk_size=chunk_size,
-    ).cpu()
+    ranking = _rank_probes(test, probe_rows, gallery_rows, max_rank, where, metric, chunk_size).cpu()
     valid = ranking.has_match
     num_valid = int(valid.sum())
     if num_valid == 0:
