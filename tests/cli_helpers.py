@@ -13,8 +13,9 @@ MAIN = REPO / "fastposegait" / "main.py"
 DEMO_CFG = REPO / "configs" / "demo" / "gaitgraph2_demo.yaml"
 
 
-def tiny_overrides(root: Path) -> List[str]:
-    """Shrink the demo config to seconds: a tiny dataset, a narrow GaitGraph2, short clips."""
+def synthetic_data_overrides(root: Path) -> List[str]:
+    """A tiny synthetic CASIA-B-like dataset generated under ``root`` (6 subjects, 2 views,
+    20-36 frames), loaded in the main process."""
     return [
         f"data_cfg.dataset_root={root / 'data'}",
         f"data_cfg.dataset_partition={root / 'partition.json'}",
@@ -22,18 +23,35 @@ def tiny_overrides(root: Path) -> List[str]:
         "data_cfg.synthetic.views=['000', '090']",
         "data_cfg.synthetic.frames=[20, 36]",
         "data_cfg.num_workers=0",
-        "model_cfg.input_branch=[5, 16, 8]",
-        "model_cfg.main_stream=[8, 32, 64]",
-        "model_cfg.num_class=32",
-        "trainer_cfg.sampler.batch_size=8",
-        "trainer_cfg.sampler.frames_num_fixed=12",
-        "trainer_cfg.total_iter=4",
-        "trainer_cfg.save_iter=2",
-        "trainer_cfg.log_iter=1",
-        "scheduler_cfg.total_steps=4",
-        "evaluator_cfg.sampler.batch_size=16",
-        "evaluator_cfg.sampler.frames_num_fixed=12",
     ]
+
+
+def schedule_overrides(total_iter: int, save_iter: int) -> List[str]:
+    """Train ``total_iter`` iterations, checkpoint every ``save_iter``, log every one."""
+    return [
+        f"trainer_cfg.total_iter={total_iter}",
+        f"trainer_cfg.save_iter={save_iter}",
+        "trainer_cfg.log_iter=1",
+        f"scheduler_cfg.total_steps={total_iter}",
+    ]
+
+
+#: A narrow GaitGraph2 on short clips and small batches (any GaitGraph2 config).
+TINY_GAITGRAPH2 = [
+    "model_cfg.input_branch=[5, 16, 8]",
+    "model_cfg.main_stream=[8, 32, 64]",
+    "model_cfg.num_class=32",
+    "trainer_cfg.sampler.batch_size=8",
+    "trainer_cfg.sampler.frames_num_fixed=12",
+    "evaluator_cfg.sampler.batch_size=16",
+    "evaluator_cfg.sampler.frames_num_fixed=12",
+]
+
+
+def tiny_overrides(root: Path) -> List[str]:
+    """Shrink the demo config to seconds: a tiny dataset, a narrow GaitGraph2, short clips,
+    4 iterations with checkpoints at 2 and 4."""
+    return synthetic_data_overrides(root) + TINY_GAITGRAPH2 + schedule_overrides(4, 2)
 
 
 def free_port() -> int:

@@ -2,13 +2,12 @@
 works as the docs say: its transform, loss and model behave correctly, and a config that
 imports them trains and tests through the command line."""
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from cli_helpers import MAIN, REPO, run_cli
+from cli_helpers import REPO, run_cli
 from fastposegait.config import load_config
 from fastposegait.modeling import build_model, count_parameters
 from fastposegait.modeling.losses import LossAggregator

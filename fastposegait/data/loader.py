@@ -8,9 +8,8 @@ run sees the same augmentations as an uninterrupted one.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import filter_kwargs

@@ -3,7 +3,6 @@ conditions and that identity is learnable."""
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 from pathlib import Path

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from cli_helpers import DEMO_CFG, run_cli
+from cli_helpers import DEMO_CFG, TINY_GAITGRAPH2, run_cli, schedule_overrides
 from raw_trees import bystander, openpose_frame, run_datasets_cli, synthetic, write_text
 
 pytestmark = pytest.mark.slow
@@ -32,17 +32,8 @@ def test_raw_oumvlp_to_trained_and_tested_model(tmp_path):
         "data_cfg.dataset_name=OUMVLP-converted",
         "data_cfg.test_dataset_name=OUMVLP",
         "data_cfg.num_workers=0",
-        "model_cfg.input_branch=[5, 16, 8]",
-        "model_cfg.main_stream=[8, 32, 64]",
-        "model_cfg.num_class=32",
-        "trainer_cfg.sampler.batch_size=8",
-        "trainer_cfg.sampler.frames_num_fixed=12",
-        "trainer_cfg.total_iter=3",
-        "trainer_cfg.save_iter=3",
-        "trainer_cfg.log_iter=1",
-        "scheduler_cfg.total_steps=3",
-        "evaluator_cfg.sampler.batch_size=16",
-        "evaluator_cfg.sampler.frames_num_fixed=12",
+        *TINY_GAITGRAPH2,
+        *schedule_overrides(3, 3),
     ]
     proc = run_cli(["--cfgs", str(DEMO_CFG), "--phase", "train", *over], tmp_path)
     assert "Iteration 00003" in proc.stderr

@@ -5,24 +5,13 @@ import json
 import pytest
 import torch
 
-from cli_helpers import REPO, run_cli
+from cli_helpers import REPO, run_cli, schedule_overrides, synthetic_data_overrides
 
 pytestmark = pytest.mark.slow
 
 
 def dataset_overrides(root):
-    return [
-        f"data_cfg.dataset_root={root / 'data'}",
-        f"data_cfg.dataset_partition={root / 'partition.json'}",
-        "data_cfg.synthetic.num_subjects=6",
-        "data_cfg.synthetic.views=['000', '090']",
-        "data_cfg.synthetic.frames=[20, 36]",
-        "data_cfg.num_workers=0",
-        "trainer_cfg.total_iter=4",
-        "trainer_cfg.save_iter=2",
-        "trainer_cfg.log_iter=1",
-        "scheduler_cfg.total_steps=4",
-    ]
+    return synthetic_data_overrides(root) + schedule_overrides(4, 2)
 
 
 MODELS = {

@@ -6,25 +6,11 @@ import json
 
 import pytest
 
-from cli_helpers import REPO, run_cli
+from cli_helpers import REPO, TINY_GAITGRAPH2, run_cli, schedule_overrides
 
 pytestmark = pytest.mark.slow
 
-SHRINK = [
-    "data_cfg.num_workers=0",
-    "model_cfg.input_branch=[5, 16, 8]",
-    "model_cfg.main_stream=[8, 32, 64]",
-    "model_cfg.num_class=32",
-    "trainer_cfg.sampler.batch_size=8",
-    "trainer_cfg.sampler.frames_num_fixed=12",
-    "trainer_cfg.total_iter=2",
-    "trainer_cfg.save_iter=2",
-    "trainer_cfg.log_iter=1",
-    "trainer_cfg.with_test=true",
-    "scheduler_cfg.total_steps=2",
-    "evaluator_cfg.sampler.batch_size=16",
-    "evaluator_cfg.sampler.frames_num_fixed=12",
-]
+SHRINK = ["data_cfg.num_workers=0", *TINY_GAITGRAPH2, *schedule_overrides(2, 2), "trainer_cfg.with_test=true"]
 PROTOCOLS = {
     # dataset: (synthetic layout, extra overrides, scalar names)
     "OUMVLP": ("oumvlp", ["data_cfg.synthetic.views=['000', '015', '030']"], {"NM@R1"}),
