@@ -329,6 +329,9 @@ class ConfigValidator:
         if evaluator.get("metric", "euc") not in ("euc", "cos"):
             self.fail("evaluator_cfg.metric", f"must be 'euc' or 'cos', got {evaluator.get('metric')!r}")
         self.check_type(evaluator, "evaluator_cfg", "seed", (int,), required=False)
+        self.check_type(evaluator, "evaluator_cfg", "max_sequences_per_call", (int,), required=False)
+        if (evaluator.get("max_sequences_per_call") or 1) < 1:
+            self.fail("evaluator_cfg.max_sequences_per_call", "must be a positive integer or null (automatic)")
         self.check_sampler(evaluator, "evaluator_cfg", SAMPLERS)
         self.check_transforms(evaluator.get("transform"), "evaluator_cfg.transform")
 

@@ -33,27 +33,53 @@ def move_batch(batch: Batch, device: torch.device) -> tuple:
     return inputs, labels, types, views, seq_lengths
 
 
-def _split_packed(inputs: tuple, time_axes: List[int]) -> List[tuple]:
-    """Cut a packed batch (``seqL`` given) into one-sequence batches."""
+#: Sequences per model call at test time on a CPU when the config does not say
+#: (``evaluator_cfg.max_sequences_per_call``). Measured on a 2-core CPU: 4-8 sequences per
+#: call embed 2-4x more sequences per second than 64-256 (activations that fit in the caches);
+#: see docs/benchmarks.md. On a GPU the whole test batch goes in one call.
+CPU_SEQUENCES_PER_CALL = 8
+
+
+def num_sequences(inputs: tuple) -> int:
+    """How many sequences a collated batch holds (packed or stacked)."""
+    seq_lengths = inputs[4]
+    return int(seq_lengths.shape[1]) if seq_lengths is not None else int(inputs[0][0].shape[0])
+
+
+def split_batch(inputs: tuple, time_axes: List[int], size: int) -> List[tuple]:
+    """Cut a collated batch into consecutive batches of at most ``size`` sequences.
+
+    Stacked batches are sliced on the batch axis; packed batches (``seqL``) are cut along each
+    modality's time axis at sequence boundaries, each piece with its own ``seqL``.
+    """
     ipts, labels, types, views, seq_lengths = inputs
+    total = num_sequences(inputs)
+    starts = range(0, total, size)
+    if seq_lengths is None:
+        return [([x[i:i + size] for x in ipts], labels[i:i + size], types[i:i + size], views[i:i + size], None)
+                for i in starts]
     lengths = seq_lengths[0].tolist()
-    pieces = [x.split(lengths, dim=axis + 1) for x, axis in zip(ipts, time_axes)]
-    out = []
-    for i, length in enumerate(lengths):
-        seq_len = seq_lengths.new_tensor([[length]])
-        out.append(([p[i] for p in pieces], labels[i:i + 1], types[i:i + 1], views[i:i + 1], seq_len))
-    return out
+    frames = [sum(lengths[i:i + size]) for i in starts]
+    pieces = [x.split(frames, dim=axis + 1) for x, axis in zip(ipts, time_axes)]
+    return [([p[k] for p in pieces], labels[i:i + size], types[i:i + size], views[i:i + size],
+             seq_lengths[:, i:i + size]) for k, i in enumerate(starts)]
 
 
-def embed_batch(model: nn.Module, inputs: tuple, time_axes: List[int]) -> torch.Tensor:
+def embed_batch(model: nn.Module, inputs: tuple, time_axes: List[int],
+                max_sequences: Optional[int] = None) -> torch.Tensor:
     """The ``inference_feat['embeddings']`` of one batch, ``[b, C, P]``.
 
-    Models that ignore ``seqL`` (``accepts_packed_sequences`` false) see one sequence at a
-    time, so a packed test batch never merges several walks into one feature (Q11).
+    The model is called on at most ``max_sequences`` sequences at a time (None: the whole
+    batch). Models that ignore ``seqL`` (``accepts_packed_sequences`` false) see one sequence
+    at a time, so a packed test batch never merges several walks into one feature (Q11).
+    In evaluation mode the result does not depend on how the batch is cut.
     """
+    size = max_sequences
     if inputs[4] is not None and not getattr(model, "accepts_packed_sequences", False):
-        return torch.cat([model(piece)["inference_feat"]["embeddings"] for piece in _split_packed(inputs, time_axes)])
-    return model(inputs)["inference_feat"]["embeddings"]
+        size = 1
+    if size is None or num_sequences(inputs) <= size:
+        return model(inputs)["inference_feat"]["embeddings"]
+    return torch.cat([model(piece)["inference_feat"]["embeddings"] for piece in split_batch(inputs, time_axes, size)])
 
 
 @torch.no_grad()
@@ -65,8 +91,10 @@ def extract_embeddings(
     time_axes: List[int],
     autocast: Optional[Callable[[], Any]] = None,
     progress: bool = True,
+    max_sequences: Optional[int] = None,
 ) -> torch.Tensor:
-    """Embed every sequence of the test split; returns ``[N, C, P]`` on the CPU in index order."""
+    """Embed every sequence of the test split; returns ``[N, C, P]`` on the CPU in index order.
+    ``max_sequences`` bounds the sequences per model call (see :func:`embed_batch`)."""
     was_training = model.training
     model.eval()
     chunks = []
@@ -79,7 +107,7 @@ def extract_embeddings(
         for batch in loader:
             inputs = move_batch(batch, device)
             with (autocast() if autocast else contextlib.nullcontext()):
-                embeddings = embed_batch(model, inputs, time_axes)
+                embeddings = embed_batch(model, inputs, time_axes, max_sequences)
             gathered = all_gather_tensor(embeddings.float().contiguous())
             chunks.append(gathered.cpu())
             if bar is not None:

@@ -39,7 +39,7 @@ from ..modeling.losses import LossAggregator
 from ..registry import EVALUATORS
 from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, resolve_restore_hint,
                          restore_rng_state, rng_states_for_rank, save_checkpoint)
-from .inference import extract_embeddings, move_batch, run_evaluator
+from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
 from .log import setup_logging
 from .summary import SummaryWriter, mean_of_window
 
@@ -134,6 +134,14 @@ class Runner:
             return torch.bfloat16
         return None
 
+    def sequences_per_call(self) -> Optional[int]:
+        """``evaluator_cfg.max_sequences_per_call``, or by default a few sequences per model
+        call on a CPU (faster there) and the whole test batch on a GPU."""
+        value = self.evaluator_cfg.get("max_sequences_per_call")
+        if value is not None:
+            return int(value)
+        return CPU_SEQUENCES_PER_CALL if self.device.type == "cpu" else None
+
     def autocast(self, dtype: Optional[torch.dtype]):
         """A context-manager factory for autocast to ``dtype`` (None: no autocast)."""
         if dtype is None:
@@ -210,7 +218,7 @@ class Runner:
         t0 = time.time()
         embeddings = extract_embeddings(
             self.model, loader, self.device, len(dataset), loader.dataset.collator.time_axes,
-            autocast=self.autocast(self.autocast_dtype("evaluator_cfg")),
+            autocast=self.autocast(self.autocast_dtype("evaluator_cfg")), max_sequences=self.sequences_per_call(),
         )
         results: Dict[str, Any] = {}
         if dist_utils.is_main_process():
