@@ -10,7 +10,8 @@ synthetic CASIA-B-like dataset:
   frames and run the transforms), as ``--phase train`` runs it.
 
 Efficiency = pipeline throughput / model-only throughput (goal: >= 0.9). Each variant
-(float32, bfloat16/float16 autocast, ``torch.compile``) is measured in the same run. Figures
+(float32, bfloat16/float16 autocast, ``torch.compile``, channels-last layout, the fused
+optimizer step) is measured in the same run. Figures
 are medians over ``--repeats`` timed windows of ``--steps`` steps, after ``--warmup`` steps.
 
     python benchmarks/train_throughput.py                       # all models, CPU, fp32 + bf16
@@ -55,6 +56,8 @@ VARIANTS = {
     "bf16": ["trainer_cfg.enable_bfloat16=true"],
     "fp16": ["trainer_cfg.enable_float16=true"],
     "compile": ["trainer_cfg.compile=true"],
+    "channels_last": ["trainer_cfg.channels_last=true"],
+    "fused_optimizer": ["optimizer_cfg.fused=true"],
 }
 
 

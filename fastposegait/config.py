@@ -310,7 +310,7 @@ class ConfigValidator:
         for key in ("enable_float16", "with_test", "fix_BN", "sync_BN", "restore_ckpt_strict",
                     "optimizer_reset", "scheduler_reset"):
             self.check_type(trainer, "trainer_cfg", key, (bool,))
-        for key in ("enable_bfloat16", "compile", "find_unused_parameters"):
+        for key in ("enable_bfloat16", "compile", "channels_last", "find_unused_parameters"):
             self.check_type(trainer, "trainer_cfg", key, (bool,), required=False)
         self.check_type(trainer, "trainer_cfg", "seed", (int,))
         self.check_type(trainer, "trainer_cfg", "save_name", (str,))

@@ -157,6 +157,10 @@ class Runner:
             else:
                 logger.info("sync_BN: skipped (needs CUDA and more than one process; here %s, world size %d)",
                             self.device.type, self.world_size)
+        if self.trainer_cfg.get("channels_last", False):
+            # 4-D weights in NHWC order; the convolutions then keep their [N, C, T, V] maps in it
+            model = model.to(memory_format=torch.channels_last)
+            logger.info("channels_last: 4-D weights and the convolution maps use the channels-last layout")
         self.model = model
         if self.trainer_cfg.get("fix_BN", False):
             set_batchnorm_eval(model)

@@ -75,3 +75,30 @@ def test_compiled_step_matches_eager(tmp_path, monkeypatch):
     for k, v in eager.model.state_dict().items():
         assert torch.allclose(v.float(), compiled.model.state_dict()[k].float(), atol=1e-4), k
     assert set(compiled.model.state_dict()) == set(eager.model.state_dict())  # no _orig_mod prefixes
+
+
+def test_channels_last_step_matches_default_layout(tmp_path, monkeypatch):
+    plain = make_runner(tmp_path, monkeypatch, "trainer_cfg.fix_BN=true")
+    parts_p = plain.build_training()
+    batch = first_batch(parts_p)
+    nhwc = make_runner(tmp_path, monkeypatch, "trainer_cfg.fix_BN=true", "trainer_cfg.channels_last=true")
+    nhwc.model.load_state_dict(plain.model.state_dict())
+    parts_n = nhwc.build_training()
+    convs = [m.weight for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(w.is_contiguous() for w in convs)  # really re-laid out, not a no-op
+    loss_n, _, _ = nhwc.train_step(parts_n, batch)
+    loss_p, _, _ = plain.train_step(parts_p, batch)
+    assert loss_n.item() == pytest.approx(loss_p.item(), rel=1e-5, abs=1e-6)
+    for k, v in plain.model.state_dict().items():
+        assert torch.allclose(v, nhwc.model.state_dict()[k], atol=1e-5), k
+
+
+def test_fused_optimizer_kwarg_reaches_the_solver(tmp_path, monkeypatch):
+    runner = make_runner(tmp_path, monkeypatch, "optimizer_cfg.fused=true")
+    parts = runner.build_training()
+    assert parts.optimizer.defaults["fused"] is True
+    before = params_of(runner)
+    loss, _, _ = runner.train_step(parts, first_batch(parts))
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(before[k], v) for k, v in params_of(runner).items())
