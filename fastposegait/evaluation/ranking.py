@@ -285,6 +285,22 @@ def _row_keys(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (rows << 32) | (_monotone_bits(values) + (1 << 31))
 
 
+def _count_tied_earlier_matches(before, tied, table, table_cols, keys, cols) -> None:
+    """Move each candidate's insertion point ``before`` (into the sorted match ``table``) past
+    the matches whose key equals its own and whose gallery index is lower: at equal distance
+    the lower gallery index ranks first. ``tied`` holds the candidates whose key equals the
+    table entry at ``before``. Works in place on torch tensors and numpy arrays alike."""
+    tied_at = before[tied]
+    while len(tied):
+        inside = tied_at < len(table)
+        tied, tied_at = tied[inside], tied_at[inside]
+        same = table[tied_at] == keys[tied]
+        tied, tied_at = tied[same], tied_at[same]
+        earlier = table_cols[tied_at] < cols[tied]
+        tied, tied_at = tied[earlier], tied_at[earlier] + 1
+        before[tied] += 1
+
+
 def _positions_sparse(
     distances: torch.Tensor,
     relevant: torch.Tensor,
@@ -312,16 +328,7 @@ def _positions_sparse(
     before = torch.searchsorted(table, keys, side="left")
     # Equal distances: a match with a lower gallery index also precedes the candidate.
     padded = torch.cat([table, table.new_full((1,), -1)])  # keys are >= 0: -1 never equals one
-    tied = torch.nonzero(padded[before] == keys).squeeze(1)
-    tied_at = before[tied]
-    while len(tied):
-        inside = tied_at < len(table)
-        tied, tied_at = tied[inside], tied_at[inside]
-        same = table[tied_at] == keys[tied]
-        tied, tied_at = tied[same], tied_at[same]
-        earlier = table_cols[tied_at] < cols[tied]
-        tied, tied_at = tied[earlier], tied_at[earlier] + 1
-        before[tied] += 1
+    _count_tied_earlier_matches(before, torch.nonzero(padded[before] == keys).squeeze(1), table, table_cols, keys, cols)
     slot_of = before - row_start[rows]  # the candidate precedes match slots slot_of, slot_of + 1, ...
     counts = torch.bincount(rows * (slots + 1) + slot_of, minlength=c * (slots + 1)).view(c, slots + 1)
     return counts[:, :slots].cumsum(1) + torch.arange(1, slots + 1, device=device)[None, :]
@@ -406,16 +413,7 @@ def _positions_numpy(
     table_cols = match_index[slot_rows, slot_cols]
     before = np.searchsorted(table, keys, side="left")
     padded = np.append(table, -1)
-    tied = np.flatnonzero(padded[before] == keys)
-    tied_at = before[tied]
-    while len(tied):
-        inside = tied_at < len(table)
-        tied, tied_at = tied[inside], tied_at[inside]
-        same = table[tied_at] == keys[tied]
-        tied, tied_at = tied[same], tied_at[same]
-        earlier = table_cols[tied_at] < cols[tied]
-        tied, tied_at = tied[earlier], tied_at[earlier] + 1
-        before[tied] += 1
+    _count_tied_earlier_matches(before, np.flatnonzero(padded[before] == keys), table, table_cols, keys, cols)
     row_start = np.cumsum(num_matches) - num_matches
     slot_of = before - row_start[rows]
     counts = np.bincount(rows * (slots + 1) + slot_of, minlength=c * (slots + 1)).reshape(c, slots + 1)
