@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Uni
 import numpy as np
 import torch
 
+from ..data.io import atomic_write
 from ..registry import EVALUATORS, UnknownNameError
 from .distance import as_feature_tensor, auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
@@ -532,10 +533,8 @@ def GREW_submission(  # noqa: N802 - upstream name, used in configs
     lines = ["videoId," + ",".join(f"rank{k}" for k in range(1, top_k + 1))]
     for probe, row in zip(probe_rows, nearest_rows):
         lines.append(",".join([str(test.views[probe]), *subjects[row].tolist()]))
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    text = "\n".join(lines) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     logger.info("GREW submission (%d probes) written to %s", len(probe_rows), path)
     return {"table/submission_csv": path}
 

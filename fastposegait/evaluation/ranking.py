@@ -25,9 +25,9 @@ the block size.
 :class:`ProbeRanking` holds the per-probe numbers; the upstream-compatible functions
 (:func:`rank_accuracy_and_map` ≙ ``compute_ACC_mAP``, :func:`cmc_map_minp` ≙ ``evaluate_rank``,
 :func:`cmc_map_minp_cross_camera` ≙ ``evaluate_many``) and the protocols reduce it with masks.
-:func:`nearest_per_group` answers the single-view-gallery question (nearest entry within each
-gallery view) and :func:`smallest_k_stable` gives the first k entries of the stable order (GREW
-submission), both without a full sort.
+:func:`nearest_in_slices` answers the single-view-gallery question (nearest entry within each
+gallery view, the gallery laid out view by view) and :func:`smallest_k_stable` gives the first
+k entries of the stable order (GREW submission), both without a full sort.
 """
 from __future__ import annotations
 
@@ -442,31 +442,13 @@ def rank_block(
     return rank_indexed(distances, probe_labels, index, probe_views if use_views else None)
 
 
-def nearest_per_group(distances: torch.Tensor, gallery_groups: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """Index of the nearest gallery entry within each gallery group, per probe: ``[c, G]``.
-
-    ``gallery_groups`` ``[m]`` holds group codes in ``0…G-1`` (e.g. the gallery view). Ties pick
-    the lowest gallery index; an empty group yields index ``m``. Two scatter-min passes, no sort:
-    ``O(c · m)``. (The protocols lay the gallery out group by group and use one ``argmin`` per
-    contiguous slice instead, which is faster; see :func:`nearest_in_slices`.)
-    """
-    c, m = distances.shape
-    groups = gallery_groups[None, :].expand(c, m)
-    inf = torch.full((c, num_groups), float("inf"), dtype=distances.dtype, device=distances.device)
-    group_min = inf.scatter_reduce(1, groups, distances, reduce="amin", include_self=True)
-    is_min = distances == group_min.gather(1, groups)
-    index = torch.arange(m, device=distances.device).expand(c, m)
-    candidate = torch.where(is_min, index, m)
-    none = torch.full((c, num_groups), m, dtype=torch.long, device=distances.device)
-    return none.scatter_reduce(1, groups, candidate, reduce="amin", include_self=True)
-
-
 def nearest_in_slices(distances: torch.Tensor, bounds: Sequence[int]) -> torch.Tensor:
     """Per probe, the column of the nearest entry within each slice ``[bounds[g], bounds[g+1])``.
 
     Returns ``[c, G]`` column indices (the first minimum, i.e. the lowest column, on ties; ``m``
-    for an empty slice). With the gallery laid out group by group (stable), this is
-    :func:`nearest_per_group` at the cost of one ``argmin`` pass.
+    for an empty slice). With the gallery laid out group by group (stable sort by group), this
+    is the nearest entry of each group with ties on the lowest original index, at the cost of
+    one ``argmin`` pass and no sort.
     """
     c, m = distances.shape
     out = torch.full((c, len(bounds) - 1), m, dtype=torch.long, device=distances.device)
