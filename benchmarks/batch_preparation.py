@@ -12,7 +12,6 @@ model consumes it for the pipeline to cost nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from fastposegait.data.autogen import ensure_dataset  # noqa: E402
 from fastposegait.data.dataset import dataset_from_cfg  # noqa: E402
 from fastposegait.data.loader import build_loader  # noqa: E402
 from fastposegait.engine.log import setup_logging  # noqa: E402
-from machine import machine_info  # noqa: E402
+from machine import write_report  # noqa: E402
 from train_throughput import CONFIGS, dataset_overrides  # noqa: E402
 
 
@@ -78,10 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         rows.append(row)
         print(f"{model:11s} batch {row['batch']:4d}: {row['median_s_per_batch']:.3f} s per batch "
               f"({row['ms_per_sequence']:.2f} ms per sequence)", flush=True)
-    report = {"benchmark": "batch_preparation", "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
-              "batches": args.batches, "tiny": args.tiny, "rows": rows}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    report = write_report(out, "batch_preparation", argv, batches=args.batches, tiny=args.tiny, rows=rows)
     print(f"written {out}")
     return report
 

@@ -2,13 +2,18 @@
 
 One function so that every report describes the machine with the same keys: CPU model and
 counts, memory, load average when the benchmark started (these machines are often shared),
-library versions and, when present, the GPU.
+library versions and, when present, the GPU; and one writer for the reports' common header
+(benchmark, date, the command that reproduces it, machine).
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
-from typing import Any, Dict
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
 
 
 def cpu_model() -> str:
@@ -50,3 +55,16 @@ def machine_info(with_torch: bool = True) -> Dict[str, Any]:
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def write_report(out: Path, benchmark: str, argv: Optional[Sequence[str]], **fields: Any) -> Dict[str, Any]:
+    """Write ``benchmarks/<benchmark>.py``'s JSON report to ``out`` and return it: the common
+    header, with the command line that reproduces the run (``argv``, or the process's own
+    arguments when None), then ``fields``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    report = {"benchmark": benchmark, "date": time.strftime("%Y-%m-%d"),
+              "command": " ".join(["python", f"benchmarks/{benchmark}.py", *args]), "machine": machine_info(),
+              **fields}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    return report

@@ -20,7 +20,6 @@ relative: float32 rounding); the figures are medians over ``--repeats`` passes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -42,7 +41,7 @@ from fastposegait.engine.inference import extract_embeddings, run_evaluator  # n
 from fastposegait.engine.log import setup_logging  # noqa: E402
 from fastposegait.engine.runner import Runner  # noqa: E402
 from fastposegait.registry import EVALUATORS  # noqa: E402
-from machine import machine_info  # noqa: E402
+from machine import write_report  # noqa: E402
 from train_throughput import CONFIGS, dataset_overrides  # noqa: E402
 
 
@@ -137,12 +136,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                   f"evaluate {row['evaluate_s']:.2f} s", flush=True)
     finally:
         os.chdir(cwd)
-    report = {"benchmark": "test_phase", "date": time.strftime("%Y-%m-%d"), "device": str(device),
-              "command": " ".join(["python", "benchmarks/test_phase.py", *sys.argv[1:]]) if argv is None else
-              " ".join(["python", "benchmarks/test_phase.py", *argv]),
-              "machine": machine_info(), "repeats": args.repeats, "tiny": args.tiny, "rows": rows}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    report = write_report(out, "test_phase", argv, device=str(device), repeats=args.repeats, tiny=args.tiny,
+                          rows=rows)
     print(f"written {out}")
     return report
 

@@ -23,7 +23,6 @@ Results are printed as a table and written to ``benchmarks/results/train_through
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -43,7 +42,7 @@ from fastposegait.data.autogen import ensure_dataset  # noqa: E402
 from fastposegait.distributed import DistEnv  # noqa: E402
 from fastposegait.engine.log import setup_logging  # noqa: E402
 from fastposegait.engine.runner import Runner  # noqa: E402
-from machine import machine_info  # noqa: E402
+from machine import write_report  # noqa: E402
 
 CONFIGS = {
     "gaitgraph2": "configs/gaitgraph2/gaitgraph2.yaml",
@@ -173,24 +172,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                 row = measure(model, variant, overrides + extra, device, args.steps, args.warmup, args.repeats,
                               args.num_workers)
                 rows.append(row)
-                _write(out, args, device, rows)  # after every row: a long run keeps what it measured
+                _write(out, args, argv, device, rows)  # after every row: a long run keeps what it measured
                 print(f"{model:11s} {variant:8s} batch {row['batch']:4d}  model-only {row['model_only_seq_per_s']:8.1f} seq/s"
                       f"  pipeline {row['pipeline_seq_per_s']:8.1f} seq/s  efficiency {row['efficiency']:.3f}",
                       flush=True)
     finally:
         os.chdir(cwd)
-    report = _write(out, args, device, rows)
+    report = _write(out, args, argv, device, rows)
     print(f"written {out}")
     return report
 
 
-def _write(out: Path, args: argparse.Namespace, device: torch.device, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    report = {"benchmark": "train_throughput", "date": time.strftime("%Y-%m-%d"), "device": str(device),
-              "command": " ".join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]]),
-              "machine": machine_info(), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-              "overrides": args.override, "tiny": args.tiny, "rows": rows}
-    out.write_text(json.dumps(report, indent=2))
-    return report
+def _write(out: Path, args: argparse.Namespace, argv: Optional[Sequence[str]], device: torch.device,
+           rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return write_report(out, "train_throughput", argv, device=str(device), steps=args.steps, warmup=args.warmup,
+                        repeats=args.repeats, overrides=args.override, tiny=args.tiny, rows=rows)
 
 
 def _tiny_model(model: str) -> List[str]:

@@ -19,6 +19,7 @@ def test_tiny_test_phase_benchmark(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["benchmark"] == "test_phase" and report["tiny"] is True
+    assert report["command"].startswith("python benchmarks/test_phase.py --tiny --models gaitgraph2,gaittr")
     rows = {r["model"]: r for r in report["rows"]}
     assert set(rows) == {"gaitgraph2", "gaittr"}
     assert rows["gaitgraph2"]["feature_shape"] == [384, 1]  # three-way TTA

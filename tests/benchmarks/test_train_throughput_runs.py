@@ -21,6 +21,7 @@ def test_tiny_train_throughput_writes_its_json(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["benchmark"] == "train_throughput" and report["tiny"] is True
+    assert report["command"].startswith("python benchmarks/train_throughput.py --tiny --models gaitgraph2,gaittr")
     assert report["machine"]["logical_cpus"] >= 1 and report["device"] == "cpu"
     rows = {(r["model"], r["variant"]): r for r in report["rows"]}
     assert set(rows) == {("gaitgraph2", "fp32"), ("gaitgraph2", "bf16"), ("gaittr", "fp32"), ("gaittr", "bf16")}
