@@ -45,9 +45,9 @@ def measure(model: str, overrides: Sequence[str], batches: int) -> Dict[str, Any
         start = time.perf_counter()
         batch = next(stream)
         times.append(time.perf_counter() - start)
-    size = int(batch[0][0].shape[0])
+    size = batch.num_sequences
     median = statistics.median(times)
-    return {"model": model, "batch": size, "input_shape": list(batch[0][0].shape), "s_per_batch": times,
+    return {"model": model, "batch": size, "input_shape": list(batch.inputs[0].shape), "s_per_batch": times,
             "median_s_per_batch": median, "ms_per_sequence": 1000 * median / size}
 
 

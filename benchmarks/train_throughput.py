@@ -105,8 +105,8 @@ def measure(model: str, variant: str, overrides: List[str], device: torch.device
     parts = runner.build_training()
     runner.net.train()
     batch = next(iter(parts.loader))
-    batch_size = int(batch[0][0].shape[0]) if batch[4] is None else int(batch[4].shape[1])
-    frames = tuple(batch[0][0].shape)
+    batch_size = batch.num_sequences
+    frames = tuple(batch.inputs[0].shape)
 
     def model_step() -> None:
         runner.train_step(parts, batch)

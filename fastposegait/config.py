@@ -23,6 +23,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
+from .errors import ConfigError
+
 SECTIONS = (
     "data_cfg", "loss_cfg", "model_cfg", "optimizer_cfg", "scheduler_cfg",
     "trainer_cfg", "evaluator_cfg",
@@ -30,9 +32,6 @@ SECTIONS = (
 EXTRA_TOP_LEVEL = ("custom_imports",)
 SAMPLE_TYPES = tuple(f"{a}_{b}" for a in ("fixed", "unfixed", "all") for b in ("ordered", "unordered"))
 
-
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message names the file, key and fix."""
 
 
 def default_config_path() -> Path:
@@ -140,13 +139,6 @@ def _list_index(node: list, part: str, text: str) -> int:
     return index
 
 
-def import_builtin_components() -> None:
-    """Import every package that registers models, losses, transforms, samplers, evaluators."""
-    from . import evaluation  # noqa: F401
-    from .data import sampler, transforms  # noqa: F401
-    from .modeling import losses, models  # noqa: F401
-
-
 def import_custom_modules(modules: Iterable[str], config_path: Optional[Path] = None) -> None:
     """Import the user's own modules named in ``custom_imports``.
 
@@ -216,7 +208,6 @@ def load_config(
         logging.getLogger("fastposegait").warning(
             "%s: data_cfg.remove_no_gallery is accepted for compatibility but ignored (as upstream): "
             "probes without a same-subject gallery sequence count as misses", path)
-    import_builtin_components()
     custom = cfg.get("custom_imports") or []
     if not isinstance(custom, list):
         raise ConfigError(f"{path}: custom_imports must be a list of module names or .py paths")
@@ -412,32 +403,3 @@ def _scheduler_names() -> List[str]:
     if "ReduceLROnPlateau" not in names and hasattr(torch.optim.lr_scheduler, "ReduceLROnPlateau"):
         names.append("ReduceLROnPlateau")
     return sorted(names)
-
-
-def filter_kwargs(
-    fn: Callable[..., Any], kwargs: Mapping[str, Any], owner: str, ignore: Iterable[str] = (),
-) -> Dict[str, Any]:
-    """Keep the entries of ``kwargs`` that ``fn`` accepts; warn visibly about the others.
-
-    Upstream drops unknown keys silently (Q21) so typos vanish; we keep accepting upstream
-    configs but say which key was ignored and where.
-    """
-    import logging
-
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return {k: v for k, v in kwargs.items() if k not in ignore}
-    kept, dropped = {}, []
-    for key, value in kwargs.items():
-        if key in ignore:
-            continue
-        if key in params:
-            kept[key] = value
-        else:
-            dropped.append(key)
-    if dropped:
-        logging.getLogger("fastposegait").warning(
-            "%s: ignoring unknown key(s) %s (accepted: %s)",
-            owner, ", ".join(dropped), ", ".join(k for k in params if k != "self"),
-        )
-    return kept

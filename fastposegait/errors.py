@@ -1,21 +1,67 @@
-"""Which exceptions are user errors (bad input) to report in one line, not as a traceback."""
+"""Every error a user can cause, in one leaf module (it imports nothing from the package).
+
+Each one subclasses :class:`FastPoseGaitError`: its message names the file or config key
+at fault and says how to fix it, and the command-line tools print that message as one line
+instead of a traceback. Anything else that escapes is a bug and keeps its traceback.
+
+The classes also subclass the built-in exception a caller would expect (``ValueError``,
+or ``KeyError`` for an unknown name), so ``except ValueError`` keeps working.
+"""
 from __future__ import annotations
 
 from typing import Optional
 
 
-def user_facing(exc: BaseException) -> Optional[str]:
-    """The one-line message for an input error, or None for a genuine bug."""
-    from .config import ConfigError
-    from .data.dataset import DatasetError
-    from .data.io import PoseFileError
-    from .engine.checkpoint import CheckpointError
-    from .registry import UnknownNameError
+class FastPoseGaitError(Exception):
+    """Base class of the errors caused by bad input (files, configs, arguments)."""
 
-    if isinstance(exc, (ConfigError, DatasetError, PoseFileError, CheckpointError, UnknownNameError)):
-        text = str(exc)
-        if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the message
-            last = [line for line in text.strip().splitlines() if line.strip()][-1]
-            text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
-        return text
-    return None
+
+class ConfigError(FastPoseGaitError, ValueError):
+    """A config file or override is invalid; the message names the file, key and fix."""
+
+
+class UnknownNameError(FastPoseGaitError, KeyError):
+    """A config names a model, loss, transform, sampler or evaluator that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0])
+
+
+class DatasetError(FastPoseGaitError, ValueError):
+    """The dataset root, partition or a sequence folder is unusable."""
+
+
+class PoseFileError(FastPoseGaitError, ValueError):
+    """A pose file cannot be used: unreadable, unsafe, or of the wrong shape/dtype/content."""
+
+
+class CacheConfigError(FastPoseGaitError, ValueError):
+    """``data_cfg.cache`` / ``data_cfg.cache_dir`` hold a value that cannot be used."""
+
+
+class CheckpointError(FastPoseGaitError, ValueError):
+    """A checkpoint named by restore_hint is missing or unusable."""
+
+
+class ConversionError(FastPoseGaitError, ValueError):
+    """The conversion cannot start or continue: missing input, bad option, unusable split file."""
+
+
+class RawFileError(FastPoseGaitError, ValueError):
+    """One raw annotation file is malformed; the message names the file and the problem."""
+
+
+def user_message(exc: BaseException) -> Optional[str]:
+    """The one-line message for an input error, or None for a genuine bug.
+
+    An input error raised inside a DataLoader worker reaches the main process re-raised with
+    the worker's traceback in its text; only the original message's last line is kept.
+    """
+    if not isinstance(exc, FastPoseGaitError):
+        return None
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        head, sep, tail = last.partition(": ")
+        text = tail if sep and head.endswith("Error") else last
+    return text

@@ -66,9 +66,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             runner.test()
     except Exception as exc:  # noqa: BLE001 - input errors get one line, bugs a traceback
-        from fastposegait.errors import user_facing
+        from fastposegait.errors import user_message
 
-        message = user_facing(exc)
+        message = user_message(exc)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)

@@ -4,11 +4,18 @@ One small :class:`Registry` per kind (models, losses, transforms, samplers, eval
 Objects opt in explicitly with ``@REGISTRY.register()``; upstream names are added as
 aliases. Looking up a name that is not registered raises :class:`UnknownNameError`, which
 lists the valid names and the closest match so a typo in a YAML file is fixed in one step.
+
+Each registry knows the modules that hold its built-in entries and imports them on the first
+lookup, so the config layer (or a user script) can resolve any built-in name without
+importing the modelling or data packages itself.
 """
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Dict, Iterable, List, Optional, TypeVar
+import importlib
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
+
+from .errors import UnknownNameError
 
 T = TypeVar("T")
 
@@ -25,12 +32,6 @@ def closest_name(name: Any, valid: Iterable[str]) -> Optional[str]:
     return lowered[close[0]] if close else None
 
 
-class UnknownNameError(KeyError):
-    """A config names something that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
-        return str(self.args[0])
-
 
 class Registry:
     """A mapping from names (and aliases) to classes or functions of one kind.
@@ -38,13 +39,29 @@ class Registry:
     Args:
         kind: what the registry holds, used in error messages (e.g. ``"model"``).
         call_doc: how a registered object is called, shown in ``repr``.
+        builtin_modules: modules whose import registers the built-in entries; imported on
+            the first lookup (``get``, ``names``, ``in``).
     """
 
-    def __init__(self, kind: str, call_doc: str = "") -> None:
+    def __init__(self, kind: str, call_doc: str = "", builtin_modules: Sequence[str] = ()) -> None:
         self.kind = kind
         self.call_doc = call_doc
         self._objects: Dict[str, Any] = {}
         self._aliases: Dict[str, str] = {}
+        self._builtin_modules = tuple(builtin_modules)
+        self._builtins_loaded = not self._builtin_modules
+
+    def load_builtins(self) -> None:
+        """Import the modules that register the built-in entries (once)."""
+        if self._builtins_loaded:
+            return
+        self._builtins_loaded = True  # set first: the imports register into this registry
+        try:
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+        except BaseException:
+            self._builtins_loaded = False
+            raise
 
     def register(self, name: Optional[str] = None, aliases: Iterable[str] = ()) -> Callable[[T], T]:
         """Decorator registering an object under ``name`` (default: its ``__name__``)."""
@@ -66,9 +83,11 @@ class Registry:
 
     def names(self) -> List[str]:
         """Every name a config may use (canonical names and aliases), sorted."""
+        self.load_builtins()
         return sorted([*self._objects, *self._aliases])
 
     def __contains__(self, name: object) -> bool:
+        self.load_builtins()
         return name in self._objects or name in self._aliases
 
     def canonical(self, name: str) -> str:
@@ -84,6 +103,7 @@ class Registry:
             where: where the name came from (e.g. ``"configs/x.yaml: model_cfg.model"``),
                 included in the error message.
         """
+        self.load_builtins()
         if isinstance(name, str):
             if name in self._objects:
                 return self._objects[name]
@@ -106,8 +126,19 @@ class Registry:
         return f"Registry({self.kind!r}{doc}: {', '.join(self.names())})"
 
 
-MODELS = Registry("model", "Model(model_cfg: dict) -> BaseModel")
-LOSSES = Registry("loss", "Loss(**kwargs) -> nn.Module; forward(**training_feat[prefix]) -> (loss, info)")
-TRANSFORMS = Registry("transform", "Transform(**kwargs); __call__(seq [T,V,C] ndarray, rng) -> ndarray")
-SAMPLERS = Registry("sampler", "Sampler(dataset, batch_size, seed, rank, world_size, **kwargs)")
-EVALUATORS = Registry("evaluator", "evaluator(data: dict, dataset: str, **kwargs) -> dict of scalars")
+MODELS = Registry("model", "Model(model_cfg: dict) -> BaseModel", ["fastposegait.modeling.models"])
+LOSSES = Registry("loss", "Loss(**kwargs) -> nn.Module; forward(**training_feat[prefix]) -> (loss, info)",
+                  ["fastposegait.modeling.losses"])
+TRANSFORMS = Registry("transform", "Transform(**kwargs); __call__(seq [T,V,C] ndarray, rng) -> ndarray",
+                      ["fastposegait.data.transforms"])
+SAMPLERS = Registry("sampler", "Sampler(dataset, batch_size, seed, rank, world_size, **kwargs)",
+                    ["fastposegait.data.sampler"])
+EVALUATORS = Registry("evaluator", "evaluator(data: dict, dataset: str, **kwargs) -> dict of scalars",
+                      ["fastposegait.evaluation"])
+ALL_REGISTRIES = (MODELS, LOSSES, TRANSFORMS, SAMPLERS, EVALUATORS)
+
+
+def load_builtins() -> None:
+    """Register every built-in model, loss, transform, sampler and evaluator."""
+    for registry in ALL_REGISTRIES:
+        registry.load_builtins()

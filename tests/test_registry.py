@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from fastposegait.registry import Registry, UnknownNameError
@@ -39,10 +42,8 @@ def test_unknown_name_lists_valid_names_and_closest_match():
 
 
 def test_builtin_registries_hold_upstream_names():
-    from fastposegait.config import import_builtin_components
     from fastposegait.registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS
 
-    import_builtin_components()
     assert "GaitGraph2" in MODELS
     assert {"SupConLoss_Lp", "TripletLoss"} <= set(LOSSES.names())
     assert {"TripletSampler", "CommonSampler", "InferenceSampler"} <= set(SAMPLERS.names())
@@ -50,3 +51,17 @@ def test_builtin_registries_hold_upstream_names():
     for name in ("NormalizeEmpty", "FlipSequence", "InversePosesPre", "JointNoise", "PointNoise",
                  "RandomMove", "GaitGraph_MultiInput", "SkeletonInput", "Compose"):
         assert name in TRANSFORMS, name
+
+
+def test_first_lookup_imports_the_builtins_and_nothing_before(tmp_path):
+    # a fresh interpreter: importing the registry loads no component; a lookup loads its kind
+    code = (
+        "import sys\n"
+        "from fastposegait.registry import MODELS, TRANSFORMS\n"
+        "before = sorted(m for m in sys.modules if m.startswith('fastposegait.modeling'))\n"
+        "found = 'GaitGraph2' in MODELS\n"
+        "after = 'fastposegait.modeling.models.gaitgraph2' in sys.modules\n"
+        "print(before, found, after)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True True"

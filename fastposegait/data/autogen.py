@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..distributed import barrier, is_main_process
 
 logger = logging.getLogger("fastposegait")

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .batch import Batch
 from .transforms import Transform, time_axis_of
-
-Batch = Tuple[List[torch.Tensor], torch.Tensor, List[str], List[str], Optional[torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,8 @@ class BatchCollator:
                 for o, axis in zip(outputs, self.time_axes)
             ]
             seq_lengths = torch.tensor([lengths], dtype=torch.int32)
-        return inputs, torch.as_tensor(np.asarray(labels), dtype=torch.int64), list(types), list(views), seq_lengths
+        return Batch(inputs, torch.as_tensor(np.asarray(labels), dtype=torch.int64), list(types), list(views),
+                     seq_lengths)
 
 
 def _apply(transform: Callable[..., Any], array: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .io import PoseFileError, load_pose
+from ..errors import DatasetError, PoseFileError
+from .io import load_pose
 from .packed_cache import (
     DirSignature,
     PackedCache,
@@ -28,9 +29,6 @@ from .packed_cache import (
 
 logger = logging.getLogger("fastposegait")
 
-
-class DatasetError(ValueError):
-    """The dataset root, partition or a sequence folder is unusable."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import PoseFileError
+
 # (module, name) pairs a pose pickle may reference. numpy 2 moved numpy.core to numpy._core.
 _ALLOWED_GLOBALS = {
     (mod, name)
@@ -46,9 +48,6 @@ _ALLOWED_MODULE_PREFIXES = ("numpy.dtypes",)
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickle references something other than numpy arrays and plain containers."""
 
-
-class PoseFileError(ValueError):
-    """A pose file cannot be used: unreadable, unsafe, or of the wrong shape/dtype/content."""
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

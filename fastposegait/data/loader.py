@@ -12,9 +12,10 @@ from typing import Any, Mapping
 
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import filter_kwargs
+from ..kwargs import filter_kwargs
 from ..registry import SAMPLERS
-from .collate import Batch, BatchCollator, frame_sampler_from_cfg
+from .batch import Batch
+from .collate import BatchCollator, frame_sampler_from_cfg
 from .dataset import PoseDataset
 from .sampler import BatchRequest, batch_rng
 from .transforms import build_transforms

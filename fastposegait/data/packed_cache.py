@@ -89,7 +89,8 @@ from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from .io import PoseFileError, atomic_write, default_file_mode, load_pose_bytes
+from ..errors import CacheConfigError, PoseFileError
+from .io import atomic_write, default_file_mode, load_pose_bytes
 
 logger = logging.getLogger("fastposegait")
 
@@ -120,10 +121,6 @@ _ALIGN = 64
 _DIGEST_SIZE = 16
 
 PathLike = Union[str, Path]
-
-
-class CacheConfigError(ValueError):
-    """``data_cfg.cache`` / ``data_cfg.cache_dir`` hold a value that cannot be used."""
 
 
 def resolve_cache_mode(value: Any) -> str:

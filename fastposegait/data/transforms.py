@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..kwargs import filter_kwargs
 from ..registry import TRANSFORMS
 from .skeleton import JointFormat, get_joint_format
 
@@ -766,31 +767,6 @@ class HODMultiInput(_FormatTransform):
 # ---------------------------------------------------------------------------------------
 
 
-def _accepted_kwargs(target: Callable[..., Any], kwargs: Dict[str, Any], name: str, where: str,
-                     skip_first: bool) -> Dict[str, Any]:
-    """Keep the keyword arguments ``target`` accepts; warn about and drop the others
-    (upstream configs must keep working, but a typo must be visible: Q21)."""
-    try:
-        params = list(inspect.signature(target).parameters.values())
-    except (TypeError, ValueError):  # no introspectable signature: pass everything
-        return kwargs
-    if skip_first and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
-        params = params[1:]
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return kwargs
-    valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    kept = {}
-    for key, value in kwargs.items():
-        if key in valid:
-            kept[key] = value
-        else:
-            logger.warning(
-                "%s: transform %s does not take argument %r; it is ignored (valid arguments: %s)",
-                where, name, key, ", ".join(valid) or "none",
-            )
-    return kept
-
-
 def build_transform(cfg: TransformConfig, where: str = "transform") -> Transform:
     """Build one transform chain from a config entry.
 
@@ -835,7 +811,7 @@ def _build_entry(cfg: Mapping[str, Any], where: str) -> Transform:
     name = cfg["type"]
     target = TRANSFORMS.get(name, where=f"{where}.type")
     if isinstance(target, type):
-        kwargs = _accepted_kwargs(target, kwargs, name, where, skip_first=False)
+        kwargs = filter_kwargs(target, kwargs, f"{where}: transform {name}")
         if issubclass(target, Compose) and "trf_cfg" in kwargs:
             nested = kwargs["trf_cfg"]
             if isinstance(nested, Mapping):
@@ -848,7 +824,7 @@ def _build_entry(cfg: Mapping[str, Any], where: str) -> Transform:
             raise TypeError(f"{where}: cannot build transform {name!r} from {dict(cfg)!r}: {err}") from err
         return built if isinstance(built, Transform) else FunctionTransform(built)
     if callable(target):
-        kwargs = _accepted_kwargs(target, kwargs, name, where, skip_first=True)
+        kwargs = filter_kwargs(target, kwargs, f"{where}: transform {name}", skip_first=True)
         return FunctionTransform(functools.partial(target, **kwargs) if kwargs else target)
     raise TypeError(f"{where}: transform {name!r} is registered as a non-callable {target!r}")
 

@@ -1,4 +1,4 @@
-"""``python -m fastposegait.datasets``: see :mod:`fastposegait.datasets.cli`."""
-from .cli import main
+"""``python -m fastposegait.datasets`` = ``python -m fastposegait.converters``."""
+from fastposegait.converters.cli import main
 
 raise SystemExit(main())

@@ -16,10 +16,8 @@ import numpy as np
 import torch
 
 from ..data.io import atomic_write
+from ..errors import CheckpointError
 
-
-class CheckpointError(ValueError):
-    """A checkpoint named by restore_hint is missing or unusable."""
 
 
 def checkpoint_path(checkpoint_dir: Path, save_name: str, iteration: int) -> Path:

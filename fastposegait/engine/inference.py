@@ -8,29 +8,22 @@ index, as the evaluators expect.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
+from ..data.batch import Batch, as_batch
 from ..distributed import all_gather_tensor, is_main_process
+from ..kwargs import match_kwargs
 
 logger = logging.getLogger("fastposegait")
 
-Batch = Any
 
-
-def move_batch(batch: Batch, device: torch.device) -> tuple:
+def move_batch(batch: Sequence[Any], device: torch.device) -> Batch:
     """Put a collated batch's tensors on ``device`` (labels int64, seqL int32)."""
-    inputs, labels, types, views, seq_lengths = batch
-    non_blocking = device.type == "cuda"
-    inputs = [x.to(device, non_blocking=non_blocking) for x in inputs]
-    labels = labels.to(device, non_blocking=non_blocking)
-    if seq_lengths is not None:
-        seq_lengths = seq_lengths.to(device, non_blocking=non_blocking)
-    return inputs, labels, types, views, seq_lengths
+    return as_batch(batch).to(device)
 
 
 #: Sequences per model call at test time on a CPU when the config does not say
@@ -40,32 +33,26 @@ def move_batch(batch: Batch, device: torch.device) -> tuple:
 CPU_SEQUENCES_PER_CALL = 8
 
 
-def num_sequences(inputs: tuple) -> int:
-    """How many sequences a collated batch holds (packed or stacked)."""
-    seq_lengths = inputs[4]
-    return int(seq_lengths.shape[1]) if seq_lengths is not None else int(inputs[0][0].shape[0])
-
-
-def split_batch(inputs: tuple, time_axes: List[int], size: int) -> List[tuple]:
+def split_batch(inputs: Sequence[Any], time_axes: List[int], size: int) -> List[Batch]:
     """Cut a collated batch into consecutive batches of at most ``size`` sequences.
 
     Stacked batches are sliced on the batch axis; packed batches (``seqL``) are cut along each
     modality's time axis at sequence boundaries, each piece with its own ``seqL``.
     """
+    inputs = as_batch(inputs)
     ipts, labels, types, views, seq_lengths = inputs
-    total = num_sequences(inputs)
-    starts = range(0, total, size)
+    starts = range(0, inputs.num_sequences, size)
     if seq_lengths is None:
-        return [([x[i:i + size] for x in ipts], labels[i:i + size], types[i:i + size], views[i:i + size], None)
+        return [Batch([x[i:i + size] for x in ipts], labels[i:i + size], types[i:i + size], views[i:i + size], None)
                 for i in starts]
     lengths = seq_lengths[0].tolist()
     frames = [sum(lengths[i:i + size]) for i in starts]
     pieces = [x.split(frames, dim=axis + 1) for x, axis in zip(ipts, time_axes)]
-    return [([p[k] for p in pieces], labels[i:i + size], types[i:i + size], views[i:i + size],
-             seq_lengths[:, i:i + size]) for k, i in enumerate(starts)]
+    return [Batch([p[k] for p in pieces], labels[i:i + size], types[i:i + size], views[i:i + size],
+                  seq_lengths[:, i:i + size]) for k, i in enumerate(starts)]
 
 
-def embed_batch(model: nn.Module, inputs: tuple, time_axes: List[int],
+def embed_batch(model: nn.Module, inputs: Sequence[Any], time_axes: List[int],
                 max_sequences: Optional[int] = None) -> torch.Tensor:
     """The ``inference_feat['embeddings']`` of one batch, ``[b, C, P]``.
 
@@ -74,10 +61,11 @@ def embed_batch(model: nn.Module, inputs: tuple, time_axes: List[int],
     at a time, so a packed test batch never merges several walks into one feature (Q11).
     In evaluation mode the result does not depend on how the batch is cut.
     """
+    inputs = as_batch(inputs)
     size = max_sequences
-    if inputs[4] is not None and not getattr(model, "accepts_packed_sequences", False):
+    if inputs.packed and not getattr(model, "accepts_packed_sequences", False):
         size = 1
-    if size is None or num_sequences(inputs) <= size:
+    if size is None or inputs.num_sequences <= size:
         return model(inputs)["inference_feat"]["embeddings"]
     return torch.cat([model(piece)["inference_feat"]["embeddings"] for piece in split_batch(inputs, time_axes, size)])
 
@@ -130,6 +118,4 @@ def run_evaluator(
 ) -> Dict[str, Any]:
     """Call ``evaluator(data, dataset_name, **kw)`` with the options its signature accepts."""
     data = {"embeddings": embeddings.numpy(), "labels": labels, "types": types, "views": views}
-    params = inspect.signature(evaluator).parameters
-    kwargs = {k: v for k, v in options.items() if k in params}
-    return evaluator(data, dataset_name, **kwargs)
+    return evaluator(data, dataset_name, **match_kwargs(evaluator, options).accepted)

@@ -29,7 +29,8 @@ import yaml
 from torch import nn
 
 from .. import distributed as dist_utils
-from ..config import default_config_path, filter_kwargs, read_yaml
+from ..config import default_config_path, read_yaml
+from ..kwargs import filter_kwargs
 from ..data.dataset import PoseDataset, dataset_from_cfg
 from ..data.io import atomic_write
 from ..data.loader import build_loader

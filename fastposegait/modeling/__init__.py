@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..registry import MODELS
 from .base_model import BaseModel, count_parameters
 
 
@@ -14,10 +15,6 @@ def build_model(model_cfg: Mapping[str, Any]) -> BaseModel:
 
         model = build_model({"model": "GaitGraph2", "joint_format": "coco", ...})
     """
-    from ..config import import_builtin_components
-    from ..registry import MODELS
-
-    import_builtin_components()
     if not isinstance(model_cfg, Mapping) or "model" not in model_cfg:
         raise ValueError("model_cfg must be a mapping with a 'model' key naming a registered model")
     cls = MODELS.get(model_cfg["model"], where="model_cfg.model")

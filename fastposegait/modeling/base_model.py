@@ -20,12 +20,12 @@ N(0, 0.001) linears, unit BatchNorm2d), then :meth:`after_init` for model-specif
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Dict, Mapping
 
 from torch import nn
 
-from ..config import ConfigError
+from ..errors import ConfigError
+from ..kwargs import match_kwargs
 
 
 class BaseModel(nn.Module):
@@ -72,21 +72,16 @@ class BaseModel(nn.Module):
         An unknown key or a missing required argument is a :class:`ConfigError` naming the
         key and the model.
         """
-        params = inspect.signature(fn).parameters
         name = type(self).__name__
-        accepted = [p for p in params if p != "self"]
-        args = {k: v for k, v in model_cfg.items() if k != "model"}
-        unknown = [k for k in args if k not in params]
-        if unknown:
+        match = match_kwargs(fn, model_cfg, ignore=("model",))
+        if match.unknown:
             raise ConfigError(
-                f"model_cfg: unknown key(s) {', '.join(unknown)} for model {name}; accepted keys: "
-                + ", ".join(accepted)
+                f"model_cfg: unknown key(s) {', '.join(match.unknown)} for model {name}; accepted keys: "
+                + ", ".join(match.valid)
             )
-        missing = [p for p, spec in params.items()
-                   if p != "self" and spec.default is inspect.Parameter.empty and p not in args]
-        if missing:
-            raise ConfigError(f"model_cfg: model {name} needs key(s) {', '.join(missing)}")
-        return args
+        if match.missing:
+            raise ConfigError(f"model_cfg: model {name} needs key(s) {', '.join(match.missing)}")
+        return match.accepted
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,7 +3,7 @@ embeddings do not depend on the cut (float64, so equality is tight)."""
 import pytest
 import torch
 
-from fastposegait.engine.inference import embed_batch, num_sequences, split_batch
+from fastposegait.engine.inference import embed_batch, split_batch
 from fastposegait.modeling import build_model
 
 
@@ -21,7 +21,7 @@ def packed(lengths=(3, 1, 4, 2, 5)):
 
 def test_split_stacked_batch():
     pieces = split_batch(stacked(), time_axes=[0], size=3)
-    assert [num_sequences(p) for p in pieces] == [3, 3, 1]
+    assert [p.num_sequences for p in pieces] == [3, 3, 1]
     assert torch.equal(torch.cat([p[0][0] for p in pieces]), stacked()[0][0])
     assert pieces[2][1].tolist() == [6] and pieces[2][2] == ["t6"] and pieces[1][3] == ["v3", "v4", "v5"]
     assert all(p[4] is None for p in pieces)

@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Mapping, Tuple, Union
 import torch
 from torch import nn
 
-from ...config import ConfigError, filter_kwargs
+from ...errors import ConfigError
+from ...kwargs import filter_kwargs
 from ...distributed import all_gather_tensor, all_gather_with_grad, get_world_size
 from ...registry import LOSSES
 

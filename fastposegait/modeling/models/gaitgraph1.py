@@ -18,7 +18,7 @@ from typing import Any, Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from ...config import ConfigError
+from ...errors import ConfigError
 from ...registry import MODELS
 from ..base_model import BaseModel
 from ..layers.resgcn import ResGCN

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from ...config import ConfigError
+from ...errors import ConfigError
 from ...registry import MODELS
 from ..base_model import BaseModel
 from ..graph import spatial_adjacency

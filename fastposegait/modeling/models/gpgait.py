@@ -22,7 +22,7 @@ from typing import Any, Dict, Sequence
 
 import torch
 
-from ...config import ConfigError
+from ...errors import ConfigError
 from ...registry import MODELS
 from ..base_model import BaseModel
 from ..layers.heads import SeparateBNNecks, SeparateFCs

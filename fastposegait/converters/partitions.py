@@ -5,15 +5,15 @@
   rule itself lives in :func:`fastposegait.data.synthetic.oumvlp_partition` (one
   implementation for the generator and the real dataset); here it is restricted to the
   subjects present on disk;
-* GREW: derived from the converted folders (:func:`fastposegait.datasets.grew.partition_from_tree`);
-* Gait3D: the official split (:func:`fastposegait.datasets.gait3d.read_split_file`).
+* GREW: derived from the converted folders (:func:`fastposegait.converters.grew.partition_from_tree`);
+* Gait3D: the official split (:func:`fastposegait.converters.gait3d.read_split_file`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from .runner import ConversionError, iter_dirs, require_dir, write_json
+from .tasks import ConversionError, iter_dirs, require_dir, write_json
 
 CASIA_B_TRAIN_SUBJECTS = 74
 OUMVLP_SUBJECTS = 10307

@@ -34,8 +34,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..data.io import atomic_write, default_file_mode, save_pickle
+from ..errors import ConversionError, RawFileError
 
-logger = logging.getLogger("fastposegait.datasets")
+logger = logging.getLogger("fastposegait.converters")
 
 ON_ERROR_CHOICES = ("skip", "stop")
 # Converted files get the permissions of any new file (not mkstemp's owner-only 0o600): a
@@ -57,14 +58,6 @@ _WRITES = _WriteSettings()
 WRITTEN = "written"
 EXISTS = "exists"      # already converted by an earlier run (resume)
 EMPTY = "empty"        # no usable frame: nothing written (upstream's "invalid sequence")
-
-
-class ConversionError(ValueError):
-    """The conversion cannot start or continue: missing input, bad option, unusable split file."""
-
-
-class RawFileError(ValueError):
-    """One raw annotation file is malformed. The message names the file and what is wrong."""
 
 
 @dataclass

@@ -18,8 +18,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..data.io import PoseFileError, load_pickle
-from .runner import RawFileError
+from ..data.io import load_pickle
+from ..errors import PoseFileError
+from .tasks import RawFileError
 
 
 def _mean_confidence(people: np.ndarray) -> np.ndarray:

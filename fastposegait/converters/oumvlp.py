@@ -19,10 +19,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..data.io import PoseFileError, load_pose
+from ..data.io import load_pose
+from ..errors import PoseFileError
 from ..data.skeleton import openpose_to_coco
 from .parsing import frame_number, keypoint_array, read_json
-from .runner import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
+from .tasks import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
                      iter_files, require_dir, write_sequence)
 from .selection import (load_selection_index, read_silhouette, silhouette_choice, track_walker)
 

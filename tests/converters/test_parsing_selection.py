@@ -4,9 +4,9 @@ import re
 import numpy as np
 import pytest
 
-from fastposegait.datasets.parsing import frame_number, natural_key, read_json, read_number_line
-from fastposegait.datasets.runner import RawFileError
-from fastposegait.datasets.selection import closest_candidate, joint_distance, silhouette_choice, track_walker
+from fastposegait.converters.parsing import frame_number, natural_key, read_json, read_number_line
+from fastposegait.converters.tasks import RawFileError
+from fastposegait.converters.selection import closest_candidate, joint_distance, silhouette_choice, track_walker
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -2,9 +2,9 @@
 
 Writes a raw OUMVLP-Pose tree (per-frame OpenPose JSON, a bystander in every 4th frame) and a
 raw GREW tree (per-frame ``_2d_pose.txt``) from the synthetic gait model, then times
-``python -m fastposegait.datasets oumvlp`` / ``grew`` into fresh output folders::
+``python -m fastposegait.converters oumvlp`` / ``grew`` into fresh output folders::
 
-    python datasets/benchmark_conversion.py --work /tmp/conv-bench --subjects 20 --workers 1 2
+    python benchmarks/conversion.py --work /tmp/conv-bench --subjects 20 --workers 1 2
 
 Numbers go to docs/process_dataset.md with the machine and the date.
 """
@@ -101,7 +101,7 @@ def main() -> None:
                     out = work / f"out-{name}-{workers}-{rep}{'-fsync' if extra else ''}"
                     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     start = time.perf_counter()
-                    proc = subprocess.run([sys.executable, "-m", "fastposegait.datasets", name, "-i",
+                    proc = subprocess.run([sys.executable, "-m", "fastposegait.converters", name, "-i",
                                            str(work / f"raw-{name}"), "-o", str(out), "-j", str(workers),
                                            "--no-progress", *extra], capture_output=True, text=True, check=True)
                     wall = time.perf_counter() - start

@@ -2,7 +2,7 @@
 
 The release already holds ``<id>/<type>/<view>/<view>.pkl`` ``[T, 17, 3]`` (COCO order) plus a
 ``mapping.txt`` per sequence, which the loader ignores. :func:`check` validates the root with
-:func:`fastposegait.datasets.validate.validate_root` (17 joints expected) and writes the
+:func:`fastposegait.converters.validate.validate_root` (17 joints expected) and writes the
 rule-based partition: the first 74 subjects (``001``-``074``) train, the other 50 test.
 """
 from __future__ import annotations

@@ -71,10 +71,10 @@ def pose_line(keypoints: np.ndarray, leading: Tuple[float, float] = (1080.0, 192
 
 
 def run_datasets_cli(args: Sequence[str], cwd: Optional[Path] = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m fastposegait.datasets ARGS``; returns the completed process."""
+    """Run ``python -m fastposegait.converters ARGS``; returns the completed process."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "fastposegait.datasets", *map(str, args)]
+    cmd = [sys.executable, "-m", "fastposegait.converters", *map(str, args)]
     if args and args[0] in CONVERSIONS:
         cmd.append("--no-progress")
     proc = subprocess.run(cmd, cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=300)

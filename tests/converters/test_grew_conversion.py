@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from raw_trees import REPO, load_tree, pose_line, synthetic, write_text
 
-from fastposegait.datasets import cli
-from fastposegait.datasets.validate import validate_root
+from fastposegait.converters import cli
+from fastposegait.converters.validate import validate_root
 
 EMPTY_VID = "00000000"   # sorts before every generated video id: an empty gallery sequence
 

@@ -1,4 +1,4 @@
-"""``python -m fastposegait.datasets <command> ...``: one command line for every dataset.
+"""``python -m fastposegait.converters <command> ...``: one command line for every dataset.
 
 Conversions (parallel, resumable, atomic, summary at the end)::
 
@@ -28,10 +28,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import casiab, custom, gait3d, grew, oumvlp
 from .partitions import oumvlp_partition, subjects_on_disk, write_partition
-from .runner import ON_ERROR_CHOICES, ConversionError, ConversionSummary, RawFileError, Task, run_tasks
+from .tasks import ON_ERROR_CHOICES, ConversionError, ConversionSummary, RawFileError, Task, run_tasks
 from .validate import ValidationReport, validate_root
 
-PROG = "python -m fastposegait.datasets"
+PROG = "python -m fastposegait.converters"
 PARTITION_NAME = "partition.json"
 
 
@@ -209,7 +209,7 @@ def _cmd_custom(args: argparse.Namespace) -> ConversionSummary:
 def _finish_validation(report: ValidationReport, report_path: Optional[str]) -> int:
     print(report.format())
     if report_path:
-        from .runner import write_json
+        from .tasks import write_json
 
         write_json(report_path, {"root": report.root, "ok": report.ok,
                                  "issues": [vars(i) for i in report.issues]})

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .parsing import read_json, read_number_line
-from .runner import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
+from .tasks import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
                      iter_files, require_dir, write_sequence)
 
 _FRAME = re.compile(r"f(\d+)\.txt$")

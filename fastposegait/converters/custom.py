@@ -14,7 +14,7 @@ Two input layouts (``layout``):
 Keypoints are 17 (COCO order) or 18 (OpenPose order; ``coco17`` maps them to COCO-17) joints.
 When several people are in a video, the walker is the given track (mapping column ``track``),
 else the longest track, else (no track ids) the person followed by joint continuity
-(:func:`fastposegait.datasets.selection.track_walker`).
+(:func:`fastposegait.converters.selection.track_walker`).
 
 Where each video goes (``<subject>/<type>/<view>``): a mapping file (CSV with a header
 ``video,subject,type,view[,track][,split]``, or JSON ``{video: {"subject": ..., ...}}``), or
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..data.skeleton import openpose_to_coco
 from .parsing import check_finite, natural_key, read_json
-from .runner import EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, require_dir, write_sequence
+from .tasks import EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, require_dir, write_sequence
 from .selection import track_walker
 
 LAYOUTS = ("video", "frame")

@@ -6,8 +6,8 @@ import pytest
 from raw_trees import load_tree, pose_line, synthetic, write_text
 
 from fastposegait.data.dataset import PoseDataset
-from fastposegait.datasets import cli
-from fastposegait.datasets.validate import validate_root
+from fastposegait.converters import cli
+from fastposegait.converters.validate import validate_root
 
 
 @pytest.fixture(scope="module")

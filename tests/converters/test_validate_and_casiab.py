@@ -10,8 +10,8 @@ from raw_trees import REPO
 
 from fastposegait.data.dataset import DatasetError, PoseDataset
 from fastposegait.data.io import PoseFileError, save_pickle
-from fastposegait.datasets import cli
-from fastposegait.datasets.validate import validate_root
+from fastposegait.converters import cli
+from fastposegait.converters.validate import validate_root
 
 
 def _seq(rng, t=12, v=17):

@@ -28,7 +28,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .parsing import frame_number, read_number_line
-from .runner import (EMPTY, EXISTS, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, is_finished,
+from .tasks import (EMPTY, EXISTS, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, is_finished,
                      iter_dirs, iter_files, require_dir, write_sequence)
 
 SPLITS = ("train", "gallery", "probe")

@@ -9,8 +9,8 @@ from raw_trees import REPO, bystander, load_tree, openpose_frame, run_datasets_c
 
 from fastposegait.data.dataset import PoseDataset
 from fastposegait.data.skeleton import OPENPOSE_TO_COCO
-from fastposegait.datasets import cli
-from fastposegait.datasets.runner import remove_stale_temps
+from fastposegait.converters import cli
+from fastposegait.converters.tasks import remove_stale_temps
 
 VIEWS = ["000", "090"]
 CROWDED_SEQ = ("00001", "00", "000")     # a bystander listed first in its early and late frames

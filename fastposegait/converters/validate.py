@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..data.dataset import DatasetError, build_index, read_partition
-from ..data.io import PoseFileError, load_pose
+from ..data.dataset import build_index, read_partition
+from ..data.io import load_pose
+from ..errors import DatasetError, PoseFileError
 from ..data.packed_cache import CACHE_DIR_NAME
-from .runner import ConversionError
+from .tasks import ConversionError
 
 ERROR, WARNING = "error", "warning"
 
@@ -264,7 +265,7 @@ def validate_root(
         report.min_length, report.max_length = min(lengths), max(lengths)
     if len(report.joints) > 1 and not expected_joints:
         report.add(ERROR, root, f"mixed joint counts {dict(report.joints)}; one dataset uses one joint format "
-                                "(convert 18-joint sequences with `python -m fastposegait.datasets oumvlp17`)")
+                                "(convert 18-joint sequences with `python -m fastposegait.converters oumvlp17`)")
     if partition is not None:
         part = _check_partition(Path(partition), root, sequences, report)
         if part is not None and not report.errors:

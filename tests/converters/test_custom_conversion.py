@@ -7,7 +7,7 @@ import pytest
 from raw_trees import bystander, load_tree, numbers, synthetic, write_text
 
 from fastposegait.data.dataset import PoseDataset
-from fastposegait.datasets import cli
+from fastposegait.converters import cli
 
 TYPES = ["nm-01", "nm-02"]
 VIEWS = ["000", "090"]
