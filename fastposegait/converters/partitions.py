@@ -2,7 +2,7 @@
 
 * CASIA-B: the first 74 subjects (``001``-``074``) train, the rest test;
 * OUMVLP: odd ids train, even ids test, except ``10307`` (odd) which is a test subject. The
-  rule itself lives in :func:`fastposegait.data.synthetic.oumvlp_partition` (one
+  rule itself lives in :func:`fastposegait.data.partitions.oumvlp_official_partition` (one
   implementation for the generator and the real dataset); here it is restricted to the
   subjects present on disk;
 * GREW: derived from the converted folders (:func:`fastposegait.converters.grew.partition_from_tree`);
@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from .tasks import ConversionError, iter_dirs, require_dir, write_json
+from ..data.partitions import oumvlp_official_partition
+from ..errors import ConversionError
+from .tasks import iter_dirs, require_dir, write_json
 
 CASIA_B_TRAIN_SUBJECTS = 74
-OUMVLP_SUBJECTS = 10307
 
 
 def write_partition(path: str | Path, partition: Dict[str, List[str]]) -> Path:
@@ -43,9 +44,7 @@ def oumvlp_partition(subjects: Optional[Iterable[str]] = None) -> Dict[str, List
     Raises:
         ConversionError: a subject name that is not an OUMVLP id (``00001``…``10307``).
     """
-    from ..data.synthetic import oumvlp_partition as official
-
-    full = official(OUMVLP_SUBJECTS)
+    full = oumvlp_official_partition()
     if subjects is None:
         return full
     present = set(subjects)

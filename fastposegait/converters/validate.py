@@ -6,7 +6,7 @@ tree and lists every one, using the loader's own checks where they exist:
 * each pickle goes through :func:`fastposegait.data.io.load_pose` (restricted unpickler, numeric
   dtype, ``[T, V, 3]`` shape, empty time axis, NaN/inf), so a file it accepts, the loader
   accepts;
-* the partition goes through :func:`fastposegait.data.dataset.read_partition`, and at the end
+* the partition goes through :func:`fastposegait.data.partitions.read_partition`, and at the end
   :func:`fastposegait.data.dataset.build_index` must index every split without error;
 * plus what only shows up later in training: one-frame sequences (rejected when loaded),
   modalities of different lengths, folders with files but no pickle, mixed joint counts,
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..data.dataset import build_index, read_partition
+from ..data.dataset import build_index
+from ..data.partitions import read_partition
 from ..data.io import load_pose
 from ..errors import DatasetError, PoseFileError
 from ..data.packed_cache import CACHE_DIR_NAME

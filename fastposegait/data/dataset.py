@@ -7,17 +7,17 @@ numbers depend on it. Every problem with the tree is reported with the path and 
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import DatasetError, PoseFileError
 from .io import load_pose
+from .partitions import read_partition
 from .packed_cache import (
     DirSignature,
     PackedCache,
@@ -39,32 +39,6 @@ class SequenceRecord:
     type: str
     view: str
     paths: Tuple[str, ...]
-
-
-def read_partition(path: str | Path) -> Dict[str, List[str]]:
-    """Read and check a partition JSON (TRAIN_SET, TEST_SET, optional PROBE_SET)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(
-            f"partition file {str(path)!r} does not exist; set data_cfg.dataset_partition to the "
-            "JSON listing TRAIN_SET and TEST_SET (datasets/ has tools that write it)"
-        )
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            partition = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(partition, dict):
-        raise DatasetError(f"{path}: expected an object with TRAIN_SET and TEST_SET")
-    for key in ("TRAIN_SET", "TEST_SET"):
-        if key not in partition:
-            raise DatasetError(f"{path}: missing {key}; a partition lists TRAIN_SET and TEST_SET subjects")
-    for key, value in partition.items():
-        if key in ("TRAIN_SET", "TEST_SET", "PROBE_SET") and (
-            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
-        ):
-            raise DatasetError(f"{path}: {key} must be a list of strings (folder names such as \"001\")")
-    return partition
 
 
 def _sorted_dirs(path: str) -> List[str]:

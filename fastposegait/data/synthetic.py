@@ -57,6 +57,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from fastposegait.data.partitions import oumvlp_official_partition
 from fastposegait.data.skeleton import COCO, OPENPOSE
 
 logger = logging.getLogger(__name__)
@@ -1422,15 +1423,8 @@ def generate_oumvlp(
 
 
 def oumvlp_partition(num_subjects: int) -> Dict[str, List[str]]:
-    """OU-MVLP's rule for subjects ``00001``…: odd ids train, even ids test; with the full
-    10,307 subjects the last id (odd) is in TEST_SET, as in the official partition."""
-    names = [f"{i:05d}" for i in range(1, num_subjects + 1)]
-    train = [n for n in names if int(n) % 2 == 1]
-    test = [n for n in names if int(n) % 2 == 0]
-    if num_subjects == 10307:
-        train.remove("10307")
-        test.append("10307")
-    return {"TRAIN_SET": train, "TEST_SET": test}
+    """OU-MVLP's partition rule applied to ``num_subjects`` synthetic subjects."""
+    return oumvlp_official_partition(num_subjects)
 
 
 _VIDEO_ID_ALPHABET = string.ascii_letters + string.digits
