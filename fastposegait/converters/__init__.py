@@ -9,7 +9,8 @@ One command line for all of it, ``python -m fastposegait.converters <command>`` 
 * :mod:`.oumvlp`, :mod:`.grew`, :mod:`.gait3d`, :mod:`.casiab`, :mod:`.custom` — one per source;
 * :mod:`.partitions` — the benchmark partition rules; :mod:`.validate` — the dataset checker.
 """
-from .tasks import ConversionError, ConversionSummary, RawFileError, SequenceResult, run_tasks
+from ..errors import ConversionError, RawFileError
+from .tasks import ConversionSummary, SequenceResult, run_tasks
 from .validate import ValidationReport, validate_root
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""CASIA-B pose release: nothing to convert, so check it and write its partition (spec §2.5).
+"""CASIA-B pose release: nothing to convert, so check it and write its partition.
 
 The release already holds ``<id>/<type>/<view>/<view>.pkl`` ``[T, 17, 3]`` (COCO order) plus a
 ``mapping.txt`` per sequence, which the loader ignores. :func:`check` validates the root with

@@ -28,7 +28,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import casiab, custom, gait3d, grew, oumvlp
 from .partitions import oumvlp_partition, subjects_on_disk, write_partition
-from .tasks import ON_ERROR_CHOICES, ConversionError, ConversionSummary, RawFileError, Task, run_tasks
+from ..errors import ConversionError, FastPoseGaitError, RawFileError, user_message
+from .tasks import ON_ERROR_CHOICES, ConversionSummary, Task, run_tasks, write_json
 from .validate import ValidationReport, validate_root
 
 PROG = "python -m fastposegait.converters"
@@ -36,6 +37,7 @@ PARTITION_NAME = "partition.json"
 
 
 def _conversion_options() -> argparse.ArgumentParser:
+    """The options every conversion command shares (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--input", "-i", required=True, help="raw dataset folder")
     common.add_argument("--output", "-o", required=True, help="dataset root to write (created if missing)")
@@ -53,36 +55,38 @@ def _conversion_options() -> argparse.ArgumentParser:
 
 
 def _partition_option(parser: argparse.ArgumentParser) -> None:
+    """``--partition``, for the conversions that write a partition next to their output."""
     parser.add_argument("--partition", metavar="JSON",
                         help=f"where to write the partition (default: <output>/{PARTITION_NAME})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="From raw pose annotations to training data: "
-                                     "converters, partitions and a dataset checker.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Step-by-step guide: docs/process_dataset.md")
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
-    common = _conversion_options()
-
+def _add_oumvlp(sub, common: argparse.ArgumentParser) -> None:
+    """``oumvlp``: raw OUMVLP-Pose JSON, with the person-selection options."""
     p = sub.add_parser("oumvlp", parents=[common], help="OUMVLP-Pose JSON -> pickles",
                        description="OUMVLP-Pose per-frame OpenPose/AlphaPose JSON -> one pickle per sequence, "
                                    "<output>/<id>/<type>/<view>/<view>.pkl, with the walker chosen in crowded frames.")
     p.add_argument("--coco17", action="store_true", help="write COCO-17 instead of the raw 18 joints")
     p.add_argument("--selection", choices=oumvlp.SELECTION_CHOICES, default="auto",
                    help="person choice in crowded frames: auto = --selection-index if given, else --silhouettes "
-                        "if given, else tracking; first = upstream's people[0] (to reproduce its pickles)")
+                        "if given, else tracking; first = the original FastPoseGait script's people[0] (to "
+                        "reproduce its pickles)")
     p.add_argument("--selection-index", metavar="DIR",
                    help="OpenGait's pose_selection_idx.pkl tree (<id>/<type>/<view>/pose_selection_idx.pkl)")
     p.add_argument("--silhouettes", metavar="DIR",
                    help="OU-MVLP silhouettes (<id>/<type>/<view>/<frame>.png or Silhouette_<view>-<type>/<id>/)")
     _partition_option(p)
 
-    p = sub.add_parser("oumvlp17", parents=[common], help="18-joint pickles -> COCO-17 pickles",
-                       description="Map every <id>/<type>/<view>/*.pkl of an 18-joint (OpenPose/AlphaPose) tree "
-                                   "to COCO-17: new joint i = old joint m[i], "
-                                   "m = [0,15,14,17,16,5,2,6,3,7,4,11,8,12,9,13,10].")
 
+def _add_oumvlp17(sub, common: argparse.ArgumentParser) -> None:
+    """``oumvlp17``: an 18-joint pickle tree to COCO-17."""
+    sub.add_parser("oumvlp17", parents=[common], help="18-joint pickles -> COCO-17 pickles",
+                   description="Map every <id>/<type>/<view>/*.pkl of an 18-joint (OpenPose/AlphaPose) tree "
+                               "to COCO-17: new joint i = old joint m[i], "
+                               "m = [0,15,14,17,16,5,2,6,3,7,4,11,8,12,9,13,10].")
+
+
+def _add_grew(sub, common: argparse.ArgumentParser) -> None:
+    """``grew``: GREW's text files, one split or all of them."""
     p = sub.add_parser("grew", parents=[common], help="GREW _2d_pose.txt -> pickles",
                        description="GREW per-frame _2d_pose.txt files -> <id>train/00/<seq>, <id>/01|02/<seq>, "
                                    "probe/03/<seq> pickles, and the partition from the folders.")
@@ -90,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which split --input is (auto: from its name, or every split under the dataset root)")
     _partition_option(p)
 
+
+def _add_gait3d(sub, common: argparse.ArgumentParser) -> None:
+    """``gait3d``: Gait3D's text files plus its official split."""
     p = sub.add_parser("gait3d", parents=[common], help="Gait3D 2D_Poses -> pickles",
                        description="Gait3D 2D_Poses/<id>/<camvid>/<seq>/human_crop_f<frame>.txt -> "
                                    "<output>/<id>/<camvid>/<seq>/<seq>.pkl (frames in numeric order), and the "
@@ -98,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Gait3D's official split: JSON with TRAIN_SET, TEST_SET, PROBE_SET (see docs)")
     _partition_option(p)
 
+
+def _add_custom(sub, common: argparse.ArgumentParser) -> None:
+    """``custom``: the user's own COCO-format keypoint JSON, with the options of its placement
+    (layout, mapping) and of its partition strategies (split file, mapping column, random)."""
     p = sub.add_parser("custom", parents=[common], help="your own COCO-format keypoint JSON -> pickles",
                        description="Your own pose-estimator output (COCO-format keypoint JSON, one file per video "
                                    "or one per frame) -> <output>/<subject>/<type>/<view>/<view>.pkl, and a partition "
@@ -112,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random subject split")
     _partition_option(p)
 
+
+def _add_validate(sub) -> None:
+    """``validate``: the dataset checker."""
     p = sub.add_parser("validate", help="check a dataset root (and partition) before training",
                        description="Check a dataset root: layout, pickles (safe loading, shape, dtype, NaN/inf, "
                                    "empty and one-frame sequences), folders the loader rejects, partition.")
@@ -122,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", "-j", type=int, default=1)
     p.add_argument("--report", metavar="JSON", help="write every issue as JSON")
 
+
+def _add_casia_b_check(sub) -> None:
+    """``casia-b-check``: validate the CASIA-B release and write its rule partition."""
     p = sub.add_parser("casia-b-check", help="validate CASIA-B pose pickles and write the partition",
                        description="Validate a CASIA-B pose root (<id>/<type>/<view>/<view>.pkl, 17 joints) and "
                                    "write its partition: the first 74 subjects train, the rest test.")
@@ -133,18 +150,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", "-j", type=int, default=1)
     p.add_argument("--report", metavar="JSON")
 
+
+def _add_partition_rules(sub) -> None:
+    """``oumvlp-partition`` and ``grew-partition``: the official rules, optionally restricted
+    to (or derived from) a converted tree."""
     p = sub.add_parser("oumvlp-partition", help="OUMVLP's partition rule as JSON")
     p.add_argument("--output", "-o", required=True, help="partition JSON to write")
     p.add_argument("--input", "-i", help="restrict to the subjects of this dataset root (default: all 10,307)")
-
     p = sub.add_parser("grew-partition", help="GREW's partition from a converted tree (or the rule)")
     p.add_argument("--output", "-o", required=True, help="partition JSON to write")
     p.add_argument("--input", "-i", help="converted GREW root (default: the official 20,000 / 6,000 + probe rule)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command, in the order ``--help`` lists them."""
+    parser = argparse.ArgumentParser(prog=PROG, description="From raw pose annotations to training data: "
+                                     "converters, partitions and a dataset checker.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Step-by-step guide: docs/process_dataset.md")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    common = _conversion_options()
+    for add in (_add_oumvlp, _add_oumvlp17, _add_grew, _add_gait3d, _add_custom):
+        add(sub, common)
+    for add_check in (_add_validate, _add_casia_b_check, _add_partition_rules):
+        add_check(sub)
     return parser
 
 
 # ----------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace, tasks: List[Task], notes: Sequence[str] = ()) -> ConversionSummary:
+    """Run a conversion's tasks with the common options; ``notes`` go to the summary."""
     summary = run_tasks(tasks, args.command, workers=args.workers, on_error=args.on_error,
                         overwrite=args.overwrite, progress=not args.no_progress, fsync=args.fsync)
     summary.notes.extend(notes)
@@ -152,10 +187,12 @@ def _run(args: argparse.Namespace, tasks: List[Task], notes: Sequence[str] = ())
 
 
 def _partition_path(args: argparse.Namespace) -> Path:
+    """``--partition``, else ``partition.json`` in the output root (the loader ignores files there)."""
     return Path(args.partition) if args.partition else Path(args.output) / PARTITION_NAME
 
 
 def _cmd_oumvlp(args: argparse.Namespace) -> ConversionSummary:
+    """``oumvlp``: convert, then write the official partition restricted to the converted subjects."""
     opts = oumvlp.OumvlpOptions(args.selection, args.selection_index, args.silhouettes, args.coco17)
     tasks, notes = oumvlp.plan(args.input, args.output, opts)
     summary = _run(args, tasks, notes)
@@ -164,6 +201,8 @@ def _cmd_oumvlp(args: argparse.Namespace) -> ConversionSummary:
 
 
 def _write_oumvlp_partition(args: argparse.Namespace, summary: ConversionSummary) -> None:
+    """Write OUMVLP's partition; subject folders that are not OUMVLP ids leave it unwritten
+    (a note says why) rather than failing a finished conversion."""
     try:
         path = write_partition(_partition_path(args), oumvlp_partition(subjects_on_disk(args.output)))
         summary.notes.append(f"partition (odd ids train, even ids test, 10307 test): {path}")
@@ -172,10 +211,12 @@ def _write_oumvlp_partition(args: argparse.Namespace, summary: ConversionSummary
 
 
 def _cmd_oumvlp17(args: argparse.Namespace) -> ConversionSummary:
+    """``oumvlp17``: map an 18-joint tree to COCO-17 (no partition: the subjects are unchanged)."""
     return _run(args, oumvlp.plan_18_to_17(args.input, args.output))
 
 
 def _cmd_grew(args: argparse.Namespace) -> ConversionSummary:
+    """``grew``: convert, then derive the partition from the converted folders."""
     summary = _run(args, grew.plan(args.input, args.output, args.split, args.overwrite))
     path = write_partition(_partition_path(args), grew.partition_from_tree(args.output))
     summary.notes.append(f"partition (from the converted folders): {path}")
@@ -183,6 +224,8 @@ def _cmd_grew(args: argparse.Namespace) -> ConversionSummary:
 
 
 def _cmd_gait3d(args: argparse.Namespace) -> ConversionSummary:
+    """``gait3d``: check the split file first (a bad one is refused before any conversion), convert,
+    then write the split as the partition with notes on what it names but was not converted."""
     split = gait3d.read_split_file(args.split_file)  # fail before converting anything
     errors = gait3d.split_errors(split)
     if errors:
@@ -195,6 +238,8 @@ def _cmd_gait3d(args: argparse.Namespace) -> ConversionSummary:
 
 
 def _cmd_custom(args: argparse.Namespace) -> ConversionSummary:
+    """``custom``: convert (the split file and report are not taken for videos), then write the
+    partition of the converted videos."""
     exclude = [p for p in (args.split_file, args.report) if p]
     tasks, specs, notes = custom.plan(args.input, args.output, args.layout, args.mapping, args.coco17, exclude)
     summary = _run(args, tasks, notes)
@@ -207,21 +252,22 @@ def _cmd_custom(args: argparse.Namespace) -> ConversionSummary:
 
 
 def _finish_validation(report: ValidationReport, report_path: Optional[str]) -> int:
+    """Print a validation report, write it as JSON if asked; exit 1 when it has errors."""
     print(report.format())
     if report_path:
-        from .tasks import write_json
-
         write_json(report_path, {"root": report.root, "ok": report.ok,
                                  "issues": [vars(i) for i in report.issues]})
     return 0 if report.ok else 1
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """``validate``: check any dataset root (and partition)."""
     report = validate_root(args.input, args.partition, args.workers, args.frame_threshold, args.joints)
     return _finish_validation(report, args.report)
 
 
 def _cmd_casia_b_check(args: argparse.Namespace) -> int:
+    """``casia-b-check``: write the CASIA-B rule partition (default: in the input root), then validate."""
     out = Path(args.partition) if args.partition else Path(args.input) / PARTITION_NAME
     report, written = casiab.check(args.input, out, args.num_train, args.workers, args.frame_threshold)
     print(f"partition (first {args.num_train} subjects train, the rest test): {written}")
@@ -229,6 +275,7 @@ def _cmd_casia_b_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_oumvlp_partition(args: argparse.Namespace) -> int:
+    """``oumvlp-partition``: the official rule, for every id or only the subjects of ``--input``."""
     subjects = subjects_on_disk(args.input) if args.input else None
     partition = oumvlp_partition(subjects)
     path = write_partition(args.output, partition)
@@ -237,6 +284,7 @@ def _cmd_oumvlp_partition(args: argparse.Namespace) -> int:
 
 
 def _cmd_grew_partition(args: argparse.Namespace) -> int:
+    """``grew-partition``: from a converted tree, or the official rule."""
     partition = grew.partition_from_tree(args.input) if args.input else grew.rule_partition()
     path = write_partition(args.output, partition)
     print(f"{path}: {len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test entries")
@@ -271,24 +319,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _CHECKS[args.command](args)
         summary = _CONVERSIONS[args.command](args)
     except RawFileError as exc:
-        partial = getattr(exc, "summary", None)
-        if partial is not None:
-            print(partial.format())
-            if args.report:
-                partial.write_json(args.report)
-        print(f"error: {exc}", file=sys.stderr)
-        print("stopped (--on-error stop); sequences written so far are complete — fix or delete the file and "
-              "re-run the same command to resume, or use --on-error skip", file=sys.stderr)
-        return 1
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return _stopped(args, exc)
+    except FastPoseGaitError as exc:  # unusable input or options: one line naming the path and the fix
+        print(f"error: {user_message(exc)}", file=sys.stderr)
         return 2
-    except OSError as exc:  # disk full, permission denied, ...: the path and the reason, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}; sequences written so far are complete — fix the cause "
-              "and re-run the same command to resume", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        return _os_error(exc)
+    return _print_summary(args, summary)
+
+
+def _print_summary(args: argparse.Namespace, summary: ConversionSummary) -> int:
+    """A finished conversion: print its summary and write ``--report`` if asked (exit 0)."""
     print(summary.format())
     if args.report:
         summary.write_json(args.report)
     return 0
+
+
+def _stopped(args: argparse.Namespace, exc: RawFileError) -> int:
+    """A malformed file under ``--on-error stop`` (exit 1): the summary of what was finished
+    before it (and its ``--report``), the file's message, and how to resume."""
+    partial = getattr(exc, "summary", None)
+    if partial is not None:
+        print(partial.format())
+        if args.report:
+            partial.write_json(args.report)
+    print(f"error: {exc}", file=sys.stderr)
+    print("stopped (--on-error stop); sequences written so far are complete — fix or delete the file and "
+          "re-run the same command to resume, or use --on-error skip", file=sys.stderr)
+    return 1
+
+
+def _os_error(exc: OSError) -> int:
+    """Disk full, permission denied, ... (exit 2): the path and the reason in one line, no
+    traceback, since the cause is the machine, not a bug."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    print(f"error: {where}{exc.strerror or exc}; sequences written so far are complete — fix the cause "
+          "and re-run the same command to resume", file=sys.stderr)
+    return 2

@@ -29,16 +29,17 @@ from __future__ import annotations
 import csv
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..data.skeleton import openpose_to_coco
+from ..errors import ConversionError, RawFileError
 from .parsing import check_finite, natural_key, read_json
-from .tasks import EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, require_dir, write_sequence
 from .selection import track_walker
+from .tasks import EMPTY, WRITTEN, SequenceResult, Task, require_dir, write_sequence
 
 LAYOUTS = ("video", "frame")
 DEFAULT_TYPE = "00"
@@ -70,6 +71,7 @@ class _Detection:
 
 
 def _track_of(ann: Dict[str, Any]) -> Optional[str]:
+    """The annotation's track id as a string (``track_id``, or AlphaPose's ``idx``), or None."""
     track = ann.get("track_id", ann.get("idx"))
     if isinstance(track, list):
         track = track[0] if len(track) == 1 else tuple(track)
@@ -114,50 +116,78 @@ def _annotations(data: Any, path: str) -> Tuple[List[Any], Dict[str, str]]:
     raise RawFileError(f"{path}: expected a list of annotations, {{\"annotations\": [...]}} or {{\"people\": [...]}}")
 
 
+def _malformed(spec: VideoSpec, result: SequenceResult, on_error: str, exc: RawFileError) -> None:
+    """Apply the error policy to one malformed annotation (``video`` layout) or frame file
+    (``frame`` layout): raise it under ``stop``, else count the drop and keep the message."""
+    if on_error == "stop":
+        raise exc
+    result.drop("malformed annotation" if spec.layout == "video" else "malformed file")
+    result.problems.append(str(exc))
+
+
 def _read_video(spec: VideoSpec, result: SequenceResult, on_error: str) -> List[List[_Detection]]:
     """Frames (in order) of detections, malformed entries dropped or raised per ``on_error``."""
+    reader = _read_video_file if spec.layout == "video" else _read_frame_folder
+    return reader(spec, result, on_error)
+
+
+def _read_video_file(spec: VideoSpec, result: SequenceResult, on_error: str) -> List[List[_Detection]]:
+    """The ``video`` layout: one JSON holds every frame's annotations; frames are ordered by
+    their image's file name (or the image id) in natural order. Frames listed as images but
+    without any annotation count as dropped (no person detected)."""
+    try:
+        anns, images = _annotations(read_json(spec.source), spec.source)
+    except RawFileError as exc:
+        _malformed(spec, result, on_error, exc)
+        return []
+    by_frame = _detections_by_frame(spec, anns, result, on_error)
+    order = sorted(by_frame, key=lambda f: natural_key(images.get(f, f)))
+    if images:  # frames with an image but nobody in it are known: count them as dropped
+        result.frames_read = len(images)
+        result.drop("no person detected", len(set(images) - set(by_frame)))
+    else:
+        result.frames_read = len(order)
+    return [by_frame[f] for f in order]
+
+
+def _detections_by_frame(
+    spec: VideoSpec, anns: List[Any], result: SequenceResult, on_error: str
+) -> Dict[str, List[_Detection]]:
+    """Frame id -> its detections, for the annotations of one video file (a malformed one is
+    handled by the error policy and left out)."""
     joints: List[int] = []
-
-    def bad(exc: RawFileError) -> None:
-        if on_error == "stop":
-            raise exc
-        result.drop("malformed annotation" if spec.layout == "video" else "malformed file")
-        result.problems.append(str(exc))
-
-    if spec.layout == "video":
+    by_frame: Dict[str, List[_Detection]] = defaultdict(list)
+    for i, ann in enumerate(anns):
         try:
-            anns, images = _annotations(read_json(spec.source), spec.source)
+            frame, det = _frame_detection(ann, i, joints, spec.source)
         except RawFileError as exc:
-            bad(exc)
-            return []
-        by_frame: Dict[str, List[_Detection]] = defaultdict(list)
-        for i, ann in enumerate(anns):
-            frame = ann.get("image_id") if isinstance(ann, dict) else None
-            try:
-                if frame is None:
-                    raise RawFileError(f"{spec.source}: annotation {i} has no image_id (the frame); re-export the file")
-                det = _detection(ann, f"annotation {i}", joints, spec.source)
-            except RawFileError as exc:
-                bad(exc)
-                continue
-            by_frame[str(frame)].append(det)
-        order = sorted(by_frame, key=lambda f: natural_key(images.get(f, f)))
-        if images:  # frames with an image but nobody in it are known: count them as dropped
-            result.frames_read = len(images)
-            result.drop("no person detected", len(set(images) - set(by_frame)))
-        else:
-            result.frames_read = len(order)
-        return [by_frame[f] for f in order]
+            _malformed(spec, result, on_error, exc)
+            continue
+        by_frame[frame].append(det)
+    return by_frame
+
+
+def _frame_detection(ann: Any, i: int, joints: List[int], path: str) -> Tuple[str, _Detection]:
+    """(frame id, detection) of annotation ``i``; without an ``image_id`` its frame is unknown."""
+    frame = ann.get("image_id") if isinstance(ann, dict) else None
+    if frame is None:
+        raise RawFileError(f"{path}: annotation {i} has no image_id (the frame); re-export the file")
+    return str(frame), _detection(ann, f"annotation {i}", joints, path)
+
+
+def _read_frame_folder(spec: VideoSpec, result: SequenceResult, on_error: str) -> List[List[_Detection]]:
+    """The ``frame`` layout: one JSON per frame in natural file-name order; a frame without
+    anyone is dropped, a malformed file handled by the error policy."""
+    joints: List[int] = []
     frames = []
-    names = sorted((n for n in os.listdir(spec.source) if n.endswith(".json")), key=natural_key)
-    for name in names:
+    for name in sorted((n for n in os.listdir(spec.source) if n.endswith(".json")), key=natural_key):
         path = os.path.join(spec.source, name)
         result.frames_read += 1
         try:
             anns, _ = _annotations(read_json(path), path)
             dets = [_detection(a, f"detection {i}", joints, path) for i, a in enumerate(anns)]
         except RawFileError as exc:
-            bad(exc)
+            _malformed(spec, result, on_error, exc)
             continue
         if not dets:
             result.drop("no person detected")
@@ -167,38 +197,67 @@ def _read_video(spec: VideoSpec, result: SequenceResult, on_error: str) -> List[
 
 
 def _select(spec: VideoSpec, frames: List[List[_Detection]], result: SequenceResult) -> List[np.ndarray]:
-    crowded = sum(1 for f in frames if len(f) > 1)
-    result.choices = crowded
+    """The walker's keypoints per frame: the given track, else the longest track, else (no
+    track ids at all) the person followed by joint continuity."""
+    result.choices = sum(1 for f in frames if len(f) > 1)
     tracks = {d.track for f in frames for d in f if d.track is not None}
-    if spec.track is not None or tracks:
-        if spec.track is not None:
-            chosen = spec.track
-            result.selection = "given track"
-            if chosen not in tracks:
-                result.problems.append(f"{spec.source}: track {chosen!r} not found (tracks: {sorted(tracks)[:10]})")
-                result.drop("chosen track absent", len(frames))
-                return []
-        else:
-            length: Dict[str, int] = defaultdict(int)
-            score: Dict[str, float] = defaultdict(float)
-            for f in frames:
-                for d in f:
-                    if d.track is not None:
-                        length[d.track] += 1
-                        score[d.track] += d.score
-            chosen = min(length, key=lambda t: (-length[t], -score[t] / length[t], natural_key(t)))
-            result.selection = "longest track"
-        out = []
-        for f in frames:
-            mine = [d for d in f if d.track == chosen]
-            if mine:
-                out.append(max(mine, key=lambda d: d.score).keypoints)
-            else:
-                result.drop("chosen track absent")
-        return out
-    result.selection = "tracking" if crowded else ""
+    if spec.track is not None:
+        return _given_track(spec, frames, tracks, result)
+    if tracks:
+        result.selection = "longest track"
+        return _track_keypoints(frames, _longest_track(frames), result)
+    result.selection = "tracking" if result.choices else ""
     arrays = [np.stack([d.keypoints for d in f]) for f in frames]
     return [a[k] for a, k in zip(arrays, track_walker(arrays))]
+
+
+def _given_track(
+    spec: VideoSpec, frames: List[List[_Detection]], tracks: set, result: SequenceResult
+) -> List[np.ndarray]:
+    """The keypoints of the mapping's ``track``; nothing (and a problem noted) when the video
+    has no such track, rather than silently taking somebody else."""
+    result.selection = "given track"
+    if spec.track not in tracks:
+        result.problems.append(f"{spec.source}: track {spec.track!r} not found (tracks: {sorted(tracks)[:10]})")
+        result.drop("chosen track absent", len(frames))
+        return []
+    return _track_keypoints(frames, spec.track, result)
+
+
+def _longest_track(frames: List[List[_Detection]]) -> str:
+    """The track in most frames (ties: the higher mean score, then the first in natural order):
+    the walker crosses the whole video, bystanders usually do not."""
+    length: Dict[str, int] = defaultdict(int)
+    score: Dict[str, float] = defaultdict(float)
+    for d in (d for f in frames for d in f if d.track is not None):
+        length[d.track] += 1
+        score[d.track] += d.score
+    return min(length, key=lambda t: (-length[t], -score[t] / length[t], natural_key(t)))
+
+
+def _track_keypoints(frames: List[List[_Detection]], chosen: str, result: SequenceResult) -> List[np.ndarray]:
+    """Per frame, the most confident detection of track ``chosen``; frames without it are dropped."""
+    out = []
+    for f in frames:
+        mine = [d for d in f if d.track == chosen]
+        if mine:
+            out.append(max(mine, key=lambda d: d.score).keypoints)
+        else:
+            result.drop("chosen track absent")
+    return out
+
+
+def _to_coco17(spec: VideoSpec, array: np.ndarray, result: SequenceResult, on_error: str) -> Optional[np.ndarray]:
+    """``--coco17``: map 18 OpenPose joints to COCO-17; any other joint count is a malformed
+    video (raised under ``stop``, else noted and None: nothing is written)."""
+    if array.shape[1] == 18:
+        return openpose_to_coco(array)
+    exc = RawFileError(f"{spec.source}: {array.shape[1]} joints; --coco17 converts 18-joint OpenPose "
+                       "keypoints only (drop the flag for COCO-17 input)")
+    if on_error == "stop":
+        raise exc
+    result.problems.append(str(exc))
+    return None
 
 
 def convert_video(spec: VideoSpec, out_path: str, on_error: str = "skip") -> List[SequenceResult]:
@@ -212,14 +271,9 @@ def convert_video(spec: VideoSpec, out_path: str, on_error: str = "skip") -> Lis
         return [result]
     array = np.stack(sequence)
     if spec.coco17:
-        if array.shape[1] != 18:
-            exc = RawFileError(f"{spec.source}: {array.shape[1]} joints; --coco17 converts 18-joint OpenPose "
-                               "keypoints only (drop the flag for COCO-17 input)")
-            if on_error == "stop":
-                raise exc
-            result.problems.append(str(exc))
+        array = _to_coco17(spec, array, result, on_error)
+        if array is None:
             return [result]
-        array = openpose_to_coco(array)
     write_sequence(out_path, array)
     result.status, result.output, result.frames_written = WRITTEN, out_path, len(array)
     return [result]
@@ -238,37 +292,50 @@ def read_mapping(path: str | Path) -> Dict[str, Dict[str, str]]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConversionError(f"mapping file {str(path)!r} does not exist")
-    rows: List[Dict[str, Any]]
-    if path.suffix.lower() == ".json":
-        try:
-            data = read_json(path)
-        except RawFileError as exc:
-            raise ConversionError(str(exc)) from None
-        if isinstance(data, dict):
-            rows = [dict(v, video=k) if isinstance(v, dict) else {"video": k, "bad": v} for k, v in data.items()]
-        elif isinstance(data, list):
-            rows = data
-        else:
-            raise ConversionError(f"{path}: expected {{video: {{subject, type, view}}}} or a list of objects")
-    else:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+    rows = _json_mapping_rows(path) if path.suffix.lower() == ".json" else _csv_mapping_rows(path)
     mapping: Dict[str, Dict[str, str]] = {}
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not row.get("video") or not row.get("subject"):
-            raise ConversionError(f"{path}: entry {i + 1} needs at least 'video' and 'subject' "
-                                  f"(columns: {', '.join(_COLUMNS)}); got {row!r}")
-        entry = {k: str(row[k]).strip() for k in _COLUMNS if row.get(k) not in (None, "")}
-        if entry.get("split") and entry["split"].lower() not in SPLIT_VALUES:
-            raise ConversionError(f"{path}: entry {i + 1}: split {entry['split']!r} is not one of {SPLIT_VALUES}")
-        video = entry.pop("video")
+        video, entry = _mapping_entry(path, i, row)
         if video in mapping:
             raise ConversionError(f"{path}: video {video!r} is listed twice")
         mapping[video] = entry
     return mapping
 
 
+def _json_mapping_rows(path: Path) -> List[Any]:
+    """The rows of a JSON mapping: ``{video: {...}}`` becomes one row per video (a value that is
+    not an object is kept as a row without a subject, which :func:`_mapping_entry` refuses)."""
+    try:
+        data = read_json(path)
+    except RawFileError as exc:
+        raise ConversionError(str(exc)) from None
+    if isinstance(data, dict):
+        return [dict(v, video=k) if isinstance(v, dict) else {"video": k, "bad": v} for k, v in data.items()]
+    if isinstance(data, list):
+        return data
+    raise ConversionError(f"{path}: expected {{video: {{subject, type, view}}}} or a list of objects")
+
+
+def _csv_mapping_rows(path: Path) -> List[Dict[str, Any]]:
+    """The rows of a CSV mapping, keyed by its header row."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _mapping_entry(path: Path, i: int, row: Any) -> Tuple[str, Dict[str, str]]:
+    """(video, its known non-empty columns, stripped) of row ``i``; a row without a video or a
+    subject, or with an unknown split, is refused with its 1-based number."""
+    if not isinstance(row, dict) or not row.get("video") or not row.get("subject"):
+        raise ConversionError(f"{path}: entry {i + 1} needs at least 'video' and 'subject' "
+                              f"(columns: {', '.join(_COLUMNS)}); got {row!r}")
+    entry = {k: str(row[k]).strip() for k in _COLUMNS if row.get(k) not in (None, "")}
+    if entry.get("split") and entry["split"].lower() not in SPLIT_VALUES:
+        raise ConversionError(f"{path}: entry {i + 1}: split {entry['split']!r} is not one of {SPLIT_VALUES}")
+    return entry.pop("video"), entry
+
+
 def _check_name(value: str, what: str, video: str) -> str:
+    """``value`` unchanged if it is one plain folder name (no separator, not hidden, not ``..``)."""
     if not value or value in (".", "..") or "/" in value or "\\" in value or value.startswith("."):
         raise ConversionError(f"video {video!r}: {what} {value!r} cannot be a folder name")
     return value
@@ -292,6 +359,8 @@ def find_videos(input_root: Path, layout: str, exclude: Sequence[Path] = ()) -> 
 
 
 def _place(video: str, mapping: Optional[Dict[str, Dict[str, str]]]) -> Optional[Dict[str, str]]:
+    """Where ``video`` goes: its mapping entry (by relative path, name, or file name; None when
+    unmapped), or, without a mapping, its folders (``<subject>/<video>`` or ``<subject>/<type>/<video>``)."""
     if mapping is not None:
         name = video.rsplit("/", 1)[-1]
         return mapping.get(video) or mapping.get(name) or mapping.get(f"{name}.json")
@@ -324,40 +393,173 @@ def plan(
     if not videos:
         what = "*.json files" if layout == "video" else "folders holding per-frame *.json files"
         raise ConversionError(f"{root}: no {what} found (--layout {layout})")
-    out = Path(output_root)
-    tasks: List[Task] = []
+    specs, unmapped = _video_specs(videos, mapping, layout, coco17)
+    if not specs:
+        raise ConversionError(f"no video of {root} is in the mapping {mapping_path}; check its 'video' column")
+    notes = [f"{len(unmapped)} videos are not in the mapping and were not converted: "
+             f"{', '.join(unmapped[:5])}{' ...' if len(unmapped) > 5 else ''}"] if unmapped else []
+    return [_video_task(spec, Path(output_root)) for spec in specs], specs, notes
+
+
+def _video_specs(
+    videos: Dict[str, str], mapping: Optional[Dict[str, Dict[str, str]]], layout: str, coco17: bool
+) -> Tuple[List[VideoSpec], List[str]]:
+    """The spec of every placed video (sorted by video name) and the videos the mapping leaves
+    out; two videos placed in the same ``subject/type/view`` are refused (one would overwrite
+    the other)."""
     specs: List[VideoSpec] = []
-    notes: List[str] = []
+    unmapped: List[str] = []
     seen: Dict[str, str] = {}
-    unmapped = []
     for video, source in sorted(videos.items()):
         place = _place(video, mapping)
         if place is None:
             unmapped.append(video)
             continue
-        subject = _check_name(place["subject"], "subject", video)
-        type_ = _check_name(place.get("type", DEFAULT_TYPE), "type", video)
-        view = _check_name(place.get("view", video.rsplit("/", 1)[-1]), "view", video)
-        spec = VideoSpec(source, layout, subject, type_, view, place.get("track"), coco17,
-                         place.get("split", "").lower() or None)
+        spec = _video_spec(video, source, place, layout, coco17)
         if spec.key in seen:
             raise ConversionError(f"videos {seen[spec.key]!r} and {video!r} both map to {spec.key}; "
                                   "give them different types or views")
         seen[spec.key] = video
-        dst = str(out / subject / type_ / view / f"{view}.pkl")
-        tasks.append(Task(spec.key, convert_video, (spec, dst), outputs=(dst,)))
         specs.append(spec)
-    if unmapped:
-        notes.append(f"{len(unmapped)} videos are not in the mapping and were not converted: "
-                     f"{', '.join(unmapped[:5])}{' ...' if len(unmapped) > 5 else ''}")
-    if not tasks:
-        raise ConversionError(f"no video of {root} is in the mapping {mapping_path}; check its 'video' column")
-    return tasks, specs, notes
+    return specs, unmapped
+
+
+def _video_spec(video: str, source: str, place: Dict[str, str], layout: str, coco17: bool) -> VideoSpec:
+    """A video's spec from its place; type defaults to ``00`` and view to the video's name, and
+    each must be usable as a folder name."""
+    subject = _check_name(place["subject"], "subject", video)
+    type_ = _check_name(place.get("type", DEFAULT_TYPE), "type", video)
+    view = _check_name(place.get("view", video.rsplit("/", 1)[-1]), "view", video)
+    return VideoSpec(source, layout, subject, type_, view, place.get("track"), coco17,
+                     place.get("split", "").lower() or None)
+
+
+def _video_task(spec: VideoSpec, out: Path) -> Task:
+    """The task converting one video to ``<out>/<subject>/<type>/<view>/<view>.pkl``."""
+    dst = str(out / spec.subject / spec.type / spec.view / f"{spec.view}.pkl")
+    return Task(spec.key, convert_video, (spec, dst), outputs=(dst,))
 
 
 # ----------------------------------------------------------------------------------------------
 # Partition
 # ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _PartitionInput:
+    """What every partition strategy may use.
+
+    Attributes:
+        specs: every mapped video (the mapping's ``split`` column is read from all of them).
+        done: the videos whose pickle exists, i.e. the sequences the loader will see.
+        subjects: the sorted subjects of ``done``.
+        split_file, test_fraction, seed: the command-line options of the strategies.
+    """
+
+    specs: Sequence[VideoSpec]
+    done: List[VideoSpec]
+    subjects: List[str]
+    split_file: Optional[str | Path]
+    test_fraction: float
+    seed: int
+
+
+@dataclass
+class _Split:
+    """A strategy's answer: the subjects of each split, the probes if the strategy names them
+    (None: choose them by the default rule), and notes for the summary."""
+
+    train: List[str]
+    test: List[str]
+    probes: Optional[List[str]] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def _split_from_file(given: _PartitionInput) -> _Split:
+    """TRAIN_SET / TEST_SET (optional PROBE_SET) from the user's split file, in its order;
+    converted subjects it does not list are noted (the loader would never use them)."""
+    from .gait3d import read_split_file
+
+    split = read_split_file(given.split_file, require_probe=False, int_width=None)
+    train, test = split["TRAIN_SET"], split["TEST_SET"]
+    listed = set(train) | set(test)
+    unlisted = [s for s in given.subjects if s not in listed]
+    notes = [f"{len(unlisted)} converted subjects are in neither list of {given.split_file}: {unlisted[:5]}"
+             ] if unlisted else []
+    return _Split(train, test, split.get("PROBE_SET"), notes)
+
+
+def _subject_roles(specs: Sequence[VideoSpec]) -> Dict[str, str]:
+    """subject -> ``train`` or ``test`` from the mapping's split column (``probe`` marks a test
+    subject); a subject marked both ways is refused."""
+    role: Dict[str, str] = {}
+    for s in specs:
+        if s.split:
+            kind = "test" if s.split in ("test", "probe") else "train"
+            if role.setdefault(s.subject, kind) != kind:
+                raise ConversionError(f"subject {s.subject!r} is marked both train and test in the mapping")
+    return role
+
+
+def _split_from_mapping(given: _PartitionInput) -> _Split:
+    """The subjects of each split from the mapping's ``split`` column, which must be filled for
+    every converted subject; the sequences marked ``probe`` are the probes (if any)."""
+    role = _subject_roles(given.specs)
+    missing = [s for s in given.subjects if s not in role]
+    if missing:
+        raise ConversionError(f"the mapping's split column is empty for subjects {missing[:5]}; fill it for "
+                              "every video or for none")
+    train = [s for s in given.subjects if role[s] == "train"]
+    test = [s for s in given.subjects if role[s] == "test"]
+    marked = [f"{s.subject}-{s.type}-{s.view}" for s in given.done if s.split == "probe"]
+    return _Split(train, test, marked or None)
+
+
+def _random_split(given: _PartitionInput) -> _Split:
+    """A seeded random ``test_fraction`` of the subjects is test (at least one subject in each
+    split), the rest train; both sorted."""
+    subjects = given.subjects
+    if len(subjects) < 2:
+        raise ConversionError(f"{len(subjects)} subject converted; a train/test split needs at least 2")
+    if not 0.0 < given.test_fraction < 1.0:
+        raise ConversionError(f"--test-fraction must be between 0 and 1, got {given.test_fraction}")
+    order = np.random.default_rng(given.seed).permutation(len(subjects))
+    n_test = min(len(subjects) - 1, max(1, int(round(given.test_fraction * len(subjects)))))
+    return _Split(sorted(subjects[i] for i in order[n_test:]), sorted(subjects[i] for i in order[:n_test]))
+
+
+# The partition strategies, by name; :func:`_strategy` picks one from the options given.
+PARTITION_STRATEGIES = {
+    "split-file": _split_from_file,
+    "mapping": _split_from_mapping,
+    "random": _random_split,
+}
+
+
+def _strategy(split_file: Optional[str | Path], specs: Sequence[VideoSpec]) -> str:
+    """A split file wins, then the mapping's split column, then a random split."""
+    if split_file is not None:
+        return "split-file"
+    if any(s.split for s in specs):
+        return "mapping"
+    return "random"
+
+
+def _default_probes(done: Sequence[VideoSpec], test: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """One probe per test subject with at least two sequences: its first (sorted type, then
+    view), so that the others are its gallery; and a note on the subjects with one sequence."""
+    by_subject: Dict[str, List[VideoSpec]] = defaultdict(list)
+    for s in done:
+        by_subject[s.subject].append(s)
+    probes, single = [], []
+    for subject in test:
+        seqs = sorted(by_subject.get(subject, []), key=lambda s: (s.type, s.view))
+        if len(seqs) >= 2:
+            probes.append(f"{subject}-{seqs[0].type}-{seqs[0].view}")
+        elif seqs:
+            single.append(subject)
+    notes = [f"{len(single)} test subjects have one sequence only: gallery, no probe ({single[:5]})"] if single else []
+    return probes, notes
+
+
 def make_partition(
     specs: Sequence[VideoSpec],
     output_root: str | Path,
@@ -368,59 +570,16 @@ def make_partition(
     """The partition of the converted videos, and notes.
 
     Subjects come from ``split_file`` (TRAIN_SET / TEST_SET, optional PROBE_SET), else from the
-    mapping's ``split`` column, else a seeded random ``test_fraction`` of the subjects is test.
-    PROBE_SET, unless given, holds the first sequence (sorted type, then view) of each test
-    subject that has at least two, so that the rest are its gallery.
+    mapping's ``split`` column, else a seeded random ``test_fraction`` of the subjects is test
+    (:data:`PARTITION_STRATEGIES`). PROBE_SET, unless given, holds the first sequence (sorted
+    type, then view) of each test subject that has at least two, so that the rest are its gallery.
     """
-    from .gait3d import read_split_file
-
     out = Path(output_root)
     done = [s for s in specs if (out / s.subject / s.type / s.view / f"{s.view}.pkl").is_file()]
-    subjects = sorted({s.subject for s in done})
-    notes: List[str] = []
-    probes: Optional[List[str]] = None
-    if split_file is not None:
-        given = read_split_file(split_file, require_probe=False, int_width=None)
-        train, test = given["TRAIN_SET"], given["TEST_SET"]
-        probes = given.get("PROBE_SET")
-        unlisted = [s for s in subjects if s not in set(train) | set(test)]
-        if unlisted:
-            notes.append(f"{len(unlisted)} converted subjects are in neither list of {split_file}: {unlisted[:5]}")
-    elif any(s.split for s in specs):
-        role: Dict[str, str] = {}
-        for s in specs:
-            if s.split:
-                kind = "test" if s.split in ("test", "probe") else "train"
-                if role.setdefault(s.subject, kind) != kind:
-                    raise ConversionError(f"subject {s.subject!r} is marked both train and test in the mapping")
-        missing = [s for s in subjects if s not in role]
-        if missing:
-            raise ConversionError(f"the mapping's split column is empty for subjects {missing[:5]}; fill it for "
-                                  "every video or for none")
-        train = [s for s in subjects if role[s] == "train"]
-        test = [s for s in subjects if role[s] == "test"]
-        marked = [f"{s.subject}-{s.type}-{s.view}" for s in done if s.split == "probe"]
-        probes = marked or None
-    else:
-        if len(subjects) < 2:
-            raise ConversionError(f"{len(subjects)} subject converted; a train/test split needs at least 2")
-        if not 0.0 < test_fraction < 1.0:
-            raise ConversionError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
-        order = np.random.default_rng(seed).permutation(len(subjects))
-        n_test = min(len(subjects) - 1, max(1, int(round(test_fraction * len(subjects)))))
-        test = sorted(subjects[i] for i in order[:n_test])
-        train = sorted(subjects[i] for i in order[n_test:])
+    given = _PartitionInput(specs, done, sorted({s.subject for s in done}), split_file, test_fraction, seed)
+    split = PARTITION_STRATEGIES[_strategy(split_file, specs)](given)
+    probes, notes = split.probes, list(split.notes)
     if probes is None:
-        by_subject: Dict[str, List[VideoSpec]] = defaultdict(list)
-        for s in done:
-            by_subject[s.subject].append(s)
-        probes, single = [], []
-        for subject in test:
-            seqs = sorted(by_subject.get(subject, []), key=lambda s: (s.type, s.view))
-            if len(seqs) >= 2:
-                probes.append(f"{subject}-{seqs[0].type}-{seqs[0].view}")
-            elif seqs:
-                single.append(subject)
-        if single:
-            notes.append(f"{len(single)} test subjects have one sequence only: gallery, no probe ({single[:5]})")
-    return {"TRAIN_SET": list(train), "TEST_SET": list(test), "PROBE_SET": list(probes)}, notes
+        probes, probe_notes = _default_probes(done, split.test)
+        notes.extend(probe_notes)
+    return {"TRAIN_SET": list(split.train), "TEST_SET": list(split.test), "PROBE_SET": list(probes)}, notes

@@ -1,10 +1,11 @@
-"""Gait3D: ``2D_Poses`` per-frame text files -> one pickle per sequence, and its partition (spec §2.4).
+"""Gait3D: ``2D_Poses`` per-frame text files -> one pickle per sequence, and its partition.
 
 Raw: ``2D_Poses/<id>/camid<c>_videoid<v>/seq<k>/human_crop_f<frame>.txt``, ``<frame>`` the video
 frame number without zero padding; one line: two numbers that are not keypoints, then 17 ×
 (x, y, conf) in COCO order. Output: ``<out>/<id>/<camvid>/<seq>/<seq>.pkl`` ``[T, 17, 3]``
-float64, frames in **integer** frame-number order (upstream sorted names, so ``f10000`` came
-before ``f9999``, Q16).
+float64, frames in **integer** frame-number order (the original FastPoseGait script sorted the
+file names as text, which puts ``f10000`` before ``f9999``; the other deliberate differences
+are listed in docs/upstream_differences.md).
 
 The partition is not a rule: it comes from Gait3D's official split, which the user passes in
 (:func:`read_split_file` documents the accepted forms).
@@ -16,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ..errors import ConversionError, RawFileError
 from .parsing import read_json, read_number_line
-from .tasks import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
-                     iter_files, require_dir, write_sequence)
+from .tasks import EMPTY, WRITTEN, SequenceResult, Task, iter_dirs, iter_files, require_dir, write_sequence
 
 _FRAME = re.compile(r"f(\d+)\.txt$")
 _LEADING = 2

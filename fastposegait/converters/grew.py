@@ -1,4 +1,4 @@
-"""GREW: per-frame ``_2d_pose.txt`` files -> the rearranged pickle layout (spec §2.3).
+"""GREW: per-frame ``_2d_pose.txt`` files -> the rearranged pickle layout.
 
 Raw (after unpacking the official archives)::
 
@@ -14,10 +14,14 @@ COCO order. Output::
                                                 a subject, in sorted sequence-id order
     <out>/probe/03/<seq>/<seq>.pkl              every probe sequence
 
-Fixes over upstream's script (spec §9): non-folders such as ``<seq>_gei.png`` are skipped in
-every split (Q13), probes go under ``probe/`` (Q13), the split is given (``split``) or detected
-from a normalised path (Q14), gallery numbering is sorted everywhere (Q15), and malformed files
-are reported and skipped or stop the run (Q16).
+Deliberate differences from the original FastPoseGait GREW script (all listed in
+docs/upstream_differences.md): files beside the sequence folders, such as ``<seq>_gei.png``,
+are skipped in every split (the original crashed on them in the probe split); probes go under
+``probe/`` (the original wrote ``<out>/03/`` unless given ``--dstdir <out>/probe``); the split
+is given (``split``) or read from the normalised path, so a trailing slash does not hide it;
+gallery numbering follows sorted sequence ids everywhere (the original's rearrangement used
+directory order, which can swap ``01`` and ``02``); a malformed file is reported with its path
+and skipped, or stops the run (``on_error``).
 """
 from __future__ import annotations
 
@@ -27,9 +31,10 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from ..errors import ConversionError, RawFileError
 from .parsing import frame_number, read_number_line
-from .tasks import (EMPTY, EXISTS, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, is_finished,
-                     iter_dirs, iter_files, require_dir, write_sequence)
+from .tasks import (EMPTY, EXISTS, WRITTEN, SequenceResult, Task, is_finished, iter_dirs, iter_files, require_dir,
+                    write_sequence)
 
 SPLITS = ("train", "gallery", "probe")
 POSE_SUFFIX = "_2d_pose.txt"

@@ -1,14 +1,16 @@
-"""OUMVLP-Pose: per-frame OpenPose/AlphaPose JSON -> one pickle per sequence (spec §2.2).
+"""OUMVLP-Pose: per-frame OpenPose/AlphaPose JSON -> one pickle per sequence.
 
 Raw: ``<input>/<subject>/<view>_<type>/<frame>_keypoints.json`` (OpenPose JSON, 18 joints per
 person in ``people[i]["pose_keypoints_2d"]``; the frame index is the first run of 4 digits in
 the file name). Output: ``<output>/<subject>/<type>/<view>/<view>.pkl`` holding ``[T, 18, 3]``
-float64 (type and view swap places, as upstream), or ``[T, 17, 3]`` COCO with ``coco17``.
+float64 (type and view swap places, the layout the original FastPoseGait script writes and
+the configs read), or ``[T, 17, 3]`` COCO with ``coco17``.
 
-Differences from upstream's script, all deliberate (spec §9 Q16): the walker is chosen per frame
-(:mod:`.selection`) instead of ``people[0]``; a malformed file is reported and skipped (or stops
-the run); writes are atomic and a re-run resumes; sequences convert in parallel.
-:func:`convert_18_to_17` is the separate 18 -> COCO-17 step (upstream's ``oumvlp17.py``).
+Deliberate differences from the original script (all listed in docs/upstream_differences.md):
+the walker is chosen per frame (:mod:`.selection`) instead of always ``people[0]``; a malformed
+file is reported and skipped (or stops the run) instead of aborting it; writes are atomic and a
+re-run resumes; sequences convert in parallel. :func:`convert_18_to_17` is the separate
+18 -> COCO-17 step (the original's ``misc/oumvlp17.py``).
 """
 from __future__ import annotations
 
@@ -20,12 +22,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..data.io import load_pose
-from ..errors import PoseFileError
 from ..data.skeleton import openpose_to_coco
+from ..errors import ConversionError, PoseFileError, RawFileError
 from .parsing import frame_number, keypoint_array, read_json
-from .tasks import (EMPTY, WRITTEN, ConversionError, RawFileError, SequenceResult, Task, iter_dirs,
-                     iter_files, require_dir, write_sequence)
-from .selection import (load_selection_index, read_silhouette, silhouette_choice, track_walker)
+from .selection import load_selection_index, read_silhouette, silhouette_choice, track_walker
+from .tasks import EMPTY, WRITTEN, SequenceResult, Task, iter_dirs, iter_files, require_dir, write_sequence
 
 OPENPOSE_JOINTS = 18
 SELECTION_CHOICES = ("auto", "tracking", "first")
@@ -39,12 +40,14 @@ class OumvlpOptions:
 
     Attributes:
         selection: ``auto`` (selection index if given, else silhouettes if given, else
-            tracking), ``tracking`` (ignore side information), or ``first`` (upstream's
-            ``people[0]``, only to reproduce FastPoseGait's released pickles).
+            tracking), ``tracking`` (ignore side information), or ``first`` (always
+            ``people[0]``, as the original script: only to reproduce FastPoseGait's released
+            pickles).
         index_root: OpenGait selection-index tree ``<subject>/<type>/<view>/pose_selection_idx.pkl``.
         silhouette_root: silhouettes, either ``<subject>/<type>/<view>/<frame>.png`` or OU-MVLP's
             release layout ``Silhouette_<view>-<type>/<subject>/<frame>.png``.
-        coco17: write COCO-17 (18 -> 17 map of spec §2.1) instead of the raw 18 joints.
+        coco17: write COCO-17 (new joint i = old joint
+            :data:`fastposegait.data.skeleton.OPENPOSE_TO_COCO` ``[i]``) instead of the raw 18 joints.
     """
 
     selection: str = "auto"
@@ -219,7 +222,8 @@ def plan(input_root: str | Path, output_root: str | Path, opts: OumvlpOptions) -
 # 18 -> 17
 # ----------------------------------------------------------------------------------------------
 def convert_18_to_17(in_path: str, out_path: str, name: str, on_error: str = "skip") -> List[SequenceResult]:
-    """Map one 18-joint pickle to COCO-17 (new joint i = old joint ``m[i]``, spec §2.1), dtype kept."""
+    """Map one 18-joint pickle to COCO-17 (new joint i = old joint ``m[i]``, ``m`` =
+    :data:`fastposegait.data.skeleton.OPENPOSE_TO_COCO`), dtype kept."""
     result = SequenceResult(name=name, status=EMPTY)
     try:
         sequence = load_pose(in_path)

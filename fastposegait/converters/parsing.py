@@ -1,7 +1,7 @@
 """Readers for the raw per-frame annotation files, with one clear error per malformed file.
 
-Every reader returns float64 arrays (what the upstream converters write) and raises
-:class:`~fastposegait.converters.tasks.RawFileError` naming the file, what is wrong and how to
+Every reader returns float64 arrays (what the original FastPoseGait converters write, so the
+pickles match theirs) and raises :class:`~fastposegait.errors.RawFileError` naming the file, what is wrong and how to
 fix it: unreadable, empty, truncated JSON, wrong number of values, non-numeric or non-finite
 (NaN/inf) values.
 """
@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 
-from .tasks import RawFileError
+from ..errors import RawFileError
 
 _DIGIT_RUNS = re.compile(r"\d+")
 

@@ -1,4 +1,4 @@
-"""Partition JSON files by each benchmark's rule (spec §1.2, §1.6), written atomically.
+"""Partition JSON files by each benchmark's rule, written atomically.
 
 * CASIA-B: the first 74 subjects (``001``-``074``) train, the rest test;
 * OUMVLP: odd ids train, even ids test, except ``10307`` (odd) which is a test subject. The

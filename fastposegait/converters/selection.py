@@ -1,8 +1,8 @@
 """Choosing the walker when a frame holds several detected people.
 
-Upstream's OUMVLP converter keeps ``people[0]``, but detectors list people in no meaningful
-order: a bystander may come first and be more confident, and the sequence then jumps between
-people (spec §2.2, FastPoseGait PR #18). Three ways to choose, in order of preference:
+The original FastPoseGait OUMVLP script always keeps ``people[0]``, but detectors list people
+in no meaningful order: a bystander may come first and be more confident, and the sequence then
+jumps between people. Three ways to choose, in order of preference:
 
 1. :func:`load_selection_index` — OpenGait's per-sequence ``pose_selection_idx.pkl`` (frame
    index -> person index), bit-compatible with OpenGait's fixed pickles;
@@ -19,8 +19,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from ..data.io import load_pickle
-from ..errors import PoseFileError
-from .tasks import RawFileError
+from ..errors import PoseFileError, RawFileError
 
 
 def _mean_confidence(people: np.ndarray) -> np.ndarray:

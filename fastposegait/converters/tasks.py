@@ -36,7 +36,7 @@ import numpy as np
 from ..data.io import atomic_write, default_file_mode, save_pickle
 from ..errors import ConversionError, RawFileError
 
-logger = logging.getLogger("fastposegait.converters")
+logger = logging.getLogger(__name__)
 
 ON_ERROR_CHOICES = ("skip", "stop")
 # Converted files get the permissions of any new file (not mkstemp's owner-only 0o600): a
@@ -57,7 +57,7 @@ _WRITES = _WriteSettings()
 # Sequence outcomes.
 WRITTEN = "written"
 EXISTS = "exists"      # already converted by an earlier run (resume)
-EMPTY = "empty"        # no usable frame: nothing written (upstream's "invalid sequence")
+EMPTY = "empty"        # no usable frame: nothing written (the original scripts skip it as an "invalid sequence")
 
 
 @dataclass
@@ -87,6 +87,7 @@ class SequenceResult:
     problems: List[str] = field(default_factory=list)
 
     def drop(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` frames dropped for ``reason``."""
         self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
@@ -120,10 +121,12 @@ class ConversionSummary:
     notes: List[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
+        """Sequences with outcome ``status``."""
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def dropped(self) -> Counter:
+        """Dropped frames by reason, over every sequence."""
         total: Counter = Counter()
         for r in self.results:
             total.update(r.dropped)
@@ -135,44 +138,65 @@ class ConversionSummary:
         return self.count(WRITTEN) + self.count(EMPTY)
 
     def sequences_per_second(self) -> float:
+        """Conversion rate of this run (sequences found done are not counted)."""
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
     def format(self, top: int = 5) -> str:
-        """Human-readable summary (several lines)."""
-        written, exists, empty = self.count(WRITTEN), self.count(EXISTS), self.count(EMPTY)
-        lines = [
-            f"{self.command}: {len(self.results)} sequences: {written} written, "
-            f"{exists} already converted (skipped), {empty} without any usable frame (not written)"
-        ]
-        read = sum(r.frames_read for r in self.results if r.status != EXISTS)
-        kept = sum(r.frames_written for r in self.results if r.status != EXISTS)
-        dropped = self.dropped
-        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]))
-        lines.append(f"frames: {read} read, {kept} written" + (f"; dropped: {detail}" if detail else "; none dropped"))
-        chosen = [r for r in self.results if r.choices]
-        if chosen:
-            methods = Counter(r.selection for r in chosen)
-            lines.append(
-                f"person choice: {sum(r.choices for r in chosen)} frames with several people in "
-                f"{len(chosen)} sequences (" + ", ".join(f"{m}: {n} seq" for m, n in sorted(methods.items())) + ")"
-            )
-            for r in sorted(chosen, key=lambda r: -r.choices)[:top]:
-                lines.append(f"  {r.name}: {r.choices} of {r.frames_read} frames ({r.selection})")
-        problems = [p for r in self.results for p in r.problems]
-        if problems:
-            lines.append(f"malformed files skipped: {len(problems)}")
-            lines.extend(f"  {p}" for p in problems[:top])
-            if len(problems) > top:
-                lines.append(f"  ... {len(problems) - top} more (see --report)")
+        """Human-readable summary (several lines): counts, frames, person choices, malformed
+        files (the first ``top`` of each), notes, time, and why the run stopped if it did."""
+        lines = [self._counts_line(), self._frames_line()]
+        lines.extend(self._choice_lines(top))
+        lines.extend(self._problem_lines(top))
         lines.extend(self.notes)
-        rate = self.sequences_per_second()
-        lines.append(f"time: {self.seconds:.1f} s ({rate:.1f} sequences/s converted, {self.workers} worker"
-                     f"{'s' if self.workers != 1 else ''})")
+        lines.append(self._time_line())
         if self.stopped_by:
             lines.append(f"STOPPED (--on-error stop): {self.stopped_by}")
         return "\n".join(lines)
 
+    def _counts_line(self) -> str:
+        """How many sequences were written, found done, or had no usable frame."""
+        written, exists, empty = self.count(WRITTEN), self.count(EXISTS), self.count(EMPTY)
+        return (f"{self.command}: {len(self.results)} sequences: {written} written, "
+                f"{exists} already converted (skipped), {empty} without any usable frame (not written)")
+
+    def _frames_line(self) -> str:
+        """Frames read and written by this run (not by an earlier one), and the drops by reason."""
+        read = sum(r.frames_read for r in self.results if r.status != EXISTS)
+        kept = sum(r.frames_written for r in self.results if r.status != EXISTS)
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]))
+        return f"frames: {read} read, {kept} written" + (f"; dropped: {detail}" if detail else "; none dropped")
+
+    def _choice_lines(self, top: int) -> List[str]:
+        """Frames where the walker had to be chosen, by method, and the ``top`` sequences with most."""
+        chosen = [r for r in self.results if r.choices]
+        if not chosen:
+            return []
+        methods = Counter(r.selection for r in chosen)
+        lines = [f"person choice: {sum(r.choices for r in chosen)} frames with several people in "
+                 f"{len(chosen)} sequences (" + ", ".join(f"{m}: {n} seq" for m, n in sorted(methods.items())) + ")"]
+        for r in sorted(chosen, key=lambda r: -r.choices)[:top]:
+            lines.append(f"  {r.name}: {r.choices} of {r.frames_read} frames ({r.selection})")
+        return lines
+
+    def _problem_lines(self, top: int) -> List[str]:
+        """The malformed files: how many, the first ``top``, and a pointer to ``--report``."""
+        problems = [p for r in self.results for p in r.problems]
+        if not problems:
+            return []
+        lines = [f"malformed files skipped: {len(problems)}"]
+        lines.extend(f"  {p}" for p in problems[:top])
+        if len(problems) > top:
+            lines.append(f"  ... {len(problems) - top} more (see --report)")
+        return lines
+
+    def _time_line(self) -> str:
+        """Wall time, conversion rate and worker count."""
+        rate = self.sequences_per_second()
+        return (f"time: {self.seconds:.1f} s ({rate:.1f} sequences/s converted, {self.workers} worker"
+                f"{'s' if self.workers != 1 else ''})")
+
     def write_json(self, path: str | Path) -> None:
+        """The ``--report`` file: totals, then every sequence's result."""
         payload = {
             "command": self.command,
             "workers": self.workers,
@@ -216,8 +240,8 @@ def write_sequence(
 ) -> np.ndarray:
     """Stack ``frames`` into ``[T, V, 3]`` and write it atomically as a pickle.
 
-    float64 (the default) is what the upstream JSON/TXT converters write; the loader never
-    casts. ``dtype=None`` keeps the input's dtype (the 18 -> 17 step).
+    float64 (the default) is what the original FastPoseGait JSON/TXT converters write; the
+    loader never casts. ``dtype=None`` keeps the input's dtype (the 18 -> 17 step).
     """
     array = np.stack(frames) if not isinstance(frames, np.ndarray) else frames
     array = np.ascontiguousarray(array, dtype=dtype)
@@ -236,6 +260,10 @@ def write_json(path: str | Path, obj: Any, indent: Optional[int] = 1) -> None:
 # Running
 # ----------------------------------------------------------------------------------------------
 def _run_chunk(tasks: Sequence[Task], on_error: str, fsync: bool) -> List[List[SequenceResult]]:
+    """Run a chunk of tasks inside a worker process (one pool call for several small tasks).
+
+    The fsync setting is set here because a worker process does not share the main process's
+    ``_WRITES``."""
     _WRITES.fsync = fsync
     return [task.run(*task.args, on_error=on_error) for task in tasks]
 
@@ -251,15 +279,146 @@ def is_finished(path: str) -> bool:
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[List[int]]:
+    """``items`` cut into consecutive lists of ``size`` (the last one may be shorter)."""
     for i in range(0, len(items), size):
         yield list(items[i:i + size])
 
 
 def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr counting sequences (stdout keeps only the summary)."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="seq", disable=not enabled, file=sys.stderr,
                 dynamic_ncols=True, leave=False)
+
+
+def _check_run_options(on_error: str, workers: int) -> None:
+    """Refuse an unknown error policy or a worker count below 1 before anything runs."""
+    if on_error not in ON_ERROR_CHOICES:
+        raise ConversionError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    if workers < 1:
+        raise ConversionError(f"--workers must be >= 1, got {workers}")
+
+
+@dataclass
+class _Run:
+    """What the steps of one :func:`run_tasks` call share.
+
+    ``slots`` holds, per task and in task order, its results once it ran or was found done
+    (None before), so that the summary keeps the tasks' order whatever order workers finish in.
+    """
+
+    tasks: Sequence[Task]
+    on_error: str
+    fsync: bool
+    slots: List[Optional[List[SequenceResult]]]
+    bar: Any = None
+
+    def record(self, i: int, results: List[SequenceResult]) -> None:
+        """Store task ``i``'s results and advance the progress bar by its sequences."""
+        self.slots[i] = results
+        self.bar.update(self.tasks[i].sequences)
+
+    def results(self) -> List[SequenceResult]:
+        """Every result so far, in task order (tasks that did not run yet are left out)."""
+        return [r for rs in self.slots if rs is not None for r in rs]
+
+
+def _skip_finished(tasks: Sequence[Task], overwrite: bool) -> Tuple[List[Optional[List[SequenceResult]]], List[int]]:
+    """Resume: ``exists`` results for the tasks whose outputs all exist, and the indices of the
+    tasks left to run. A task without declared outputs always runs (it resumes by itself)."""
+    slots: List[Optional[List[SequenceResult]]] = [None] * len(tasks)
+    todo: List[int] = []
+    for i, task in enumerate(tasks):
+        if not overwrite and task.outputs and all(is_finished(p) for p in task.outputs):
+            slots[i] = [SequenceResult(name=task.name, status=EXISTS, output=p) for p in task.outputs]
+        else:
+            todo.append(i)
+    return slots, todo
+
+
+def _run_serial(run: _Run, todo: Sequence[int]) -> None:
+    """Run the tasks in this process, one after the other (no pool: simplest to debug)."""
+    for i in todo:
+        task = run.tasks[i]
+        run.record(i, task.run(*task.args, on_error=run.on_error))
+
+
+def _default_chunk_size(todo: int, workers: int) -> int:
+    """About 8 pool calls per worker (few enough to amortise the call, enough to balance the
+    load), at most 64 tasks per call."""
+    return max(1, min(64, todo // (workers * 8) or 1))
+
+
+class _ChunkFeeder:
+    """Keeps a bounded number of chunks in flight in a process pool and records their results.
+
+    Submitting chunks a few at a time, rather than all at once, keeps memory flat and lets a
+    ``RawFileError`` under ``on_error="stop"`` end the run without waiting for the whole queue.
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor, run: _Run, chunks: Iterator[List[int]]):
+        self.pool, self.run, self.chunks = pool, run, chunks
+        self.pending: Dict[Future, List[int]] = {}
+
+    def submit(self) -> bool:
+        """Send the next chunk to the pool; False when none is left."""
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            return False
+        tasks = [self.run.tasks[i] for i in chunk]
+        self.pending[self.pool.submit(_run_chunk, tasks, self.run.on_error, self.run.fsync)] = chunk
+        return True
+
+    def start(self, in_flight: int) -> None:
+        """Submit up to ``in_flight`` chunks."""
+        for _ in range(in_flight):
+            if not self.submit():
+                break
+
+    def drain(self) -> None:
+        """Record each chunk as it finishes and submit the next, until none is pending; on any
+        error (a worker's exception, Ctrl-C) the chunks not yet started are cancelled."""
+        try:
+            while self.pending:
+                done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    self._record(fut)
+                    self.submit()
+        except BaseException:
+            for fut in self.pending:
+                fut.cancel()
+            raise
+
+    def _record(self, fut: Future) -> None:
+        """Store a finished chunk's results (re-raising the exception of a failed one)."""
+        chunk = self.pending.pop(fut)
+        for i, results in zip(chunk, fut.result()):
+            self.run.record(i, results)
+
+
+def _run_parallel(run: _Run, todo: Sequence[int], workers: int, chunk_size: int) -> None:
+    """Run the tasks in ``workers`` processes, ``chunk_size`` tasks per call, 3 calls per
+    worker in flight."""
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        feeder = _ChunkFeeder(pool, run, iter(list(_chunks(todo, chunk_size))))
+        feeder.start(workers * 3)
+        feeder.drain()
+
+
+def _execute(run: _Run, todo: Sequence[int], workers: int, chunk_size: Optional[int]) -> None:
+    """Run the remaining tasks serially (one worker, or a single task) or in a process pool."""
+    if workers == 1 or len(todo) <= 1:
+        _run_serial(run, todo)
+    else:
+        _run_parallel(run, todo, workers, chunk_size or _default_chunk_size(len(todo), workers))
+
+
+def _fill_summary(summary: ConversionSummary, run: _Run, start: float) -> ConversionSummary:
+    """Put the results so far and the elapsed time into ``summary`` and return it."""
+    summary.results = run.results()
+    summary.seconds = time.perf_counter() - start
+    return summary
 
 
 def run_tasks(
@@ -291,69 +450,23 @@ def run_tasks(
         RawFileError: under ``on_error="stop"``, the first malformed file; ``summary`` is attached
             to the exception as ``exc.summary`` with everything finished before it.
     """
-    if on_error not in ON_ERROR_CHOICES:
-        raise ConversionError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-    if workers < 1:
-        raise ConversionError(f"--workers must be >= 1, got {workers}")
+    _check_run_options(on_error, workers)
     start = time.perf_counter()
     summary = ConversionSummary(command=command, workers=workers)
-    slots: List[Optional[List[SequenceResult]]] = [None] * len(tasks)
-    todo: List[int] = []
-    for i, task in enumerate(tasks):
-        if not overwrite and task.outputs and all(is_finished(p) for p in task.outputs):
-            slots[i] = [SequenceResult(name=task.name, status=EXISTS, output=p) for p in task.outputs]
-        else:
-            todo.append(i)
+    slots, todo = _skip_finished(tasks, overwrite)
     total = sum(tasks[i].sequences for i in todo)
-    bar = _progress(total, command, progress and total > 0)
+    run = _Run(tasks, on_error, fsync, slots, _progress(total, command, progress and total > 0))
     previous_fsync, _WRITES.fsync = _WRITES.fsync, fsync
     try:
-        if workers == 1 or len(todo) <= 1:
-            for i in todo:
-                slots[i] = tasks[i].run(*tasks[i].args, on_error=on_error)
-                bar.update(tasks[i].sequences)
-        else:
-            size = chunk_size or max(1, min(64, len(todo) // (workers * 8) or 1))
-            index_chunks = list(_chunks(todo, size))
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending: Dict[Future, List[int]] = {}
-                queue = iter(index_chunks)
-
-                def submit() -> bool:
-                    chunk = next(queue, None)
-                    if chunk is None:
-                        return False
-                    pending[pool.submit(_run_chunk, [tasks[i] for i in chunk], on_error, fsync)] = chunk
-                    return True
-
-                for _ in range(workers * 3):
-                    if not submit():
-                        break
-                try:
-                    while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            chunk = pending.pop(fut)
-                            for i, res in zip(chunk, fut.result()):
-                                slots[i] = res
-                                bar.update(tasks[i].sequences)
-                            submit()
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+        _execute(run, todo, workers, chunk_size)
     except RawFileError as exc:
         summary.stopped_by = str(exc)
-        summary.results = [r for rs in slots if rs is not None for r in rs]
-        summary.seconds = time.perf_counter() - start
-        exc.summary = summary  # type: ignore[attr-defined]
+        exc.summary = _fill_summary(summary, run, start)  # type: ignore[attr-defined]
         raise
     finally:
-        bar.close()
+        run.bar.close()
         _WRITES.fsync = previous_fsync
-    summary.results = [r for rs in slots if rs is not None for r in rs]
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return _fill_summary(summary, run, start)
 
 
 def iter_dirs(path: str | Path) -> List[str]:

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..data.dataset import build_index
-from ..data.partitions import read_partition
 from ..data.io import load_pose
-from ..errors import DatasetError, PoseFileError
 from ..data.packed_cache import CACHE_DIR_NAME
-from .tasks import ConversionError
+from ..data.partitions import read_partition
+from ..errors import DatasetError, PoseFileError
+from .tasks import require_dir
 
 ERROR, WARNING = "error", "warning"
 
@@ -91,7 +91,12 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _check_pickle(path: str) -> Tuple[str, Optional[Tuple[int, int, int, str]], Optional[str]]:
+PickleMeta = Tuple[int, int, int, str]  # frames, joints, channels, dtype
+
+
+def _check_pickle(path: str) -> Tuple[str, Optional[PickleMeta], Optional[str]]:
+    """Load one pickle as the loader does: ``(path, (T, V, C, dtype), None)``, or
+    ``(path, None, message)`` when it is refused or unreadable (run in worker processes)."""
     try:
         array = load_pose(path)
     except PoseFileError as exc:
@@ -114,48 +119,76 @@ def _is_temp(name: str) -> bool:
 def _walk(root: Path, report: ValidationReport) -> Dict[str, List[List[str]]]:
     """Walk ``root`` like the loader; returns subject -> list of sequences (their pkl paths)."""
     sequences: Dict[str, List[List[str]]] = {}
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    for entry in _sorted_entries(root):
         if not entry.is_dir():
             if _is_temp(entry.name):
                 report.add(WARNING, entry.path, "leftover temp file of an interrupted write; delete it")
             continue  # partition.json and the like: ignored by the loader
         if entry.name == CACHE_DIR_NAME:
             continue  # the loader's packed cache, not a subject
-        subject = entry.name
-        sequences[subject] = []
-        for t in sorted(os.scandir(entry.path), key=lambda e: e.name):
-            if not t.is_dir():
-                report.add(WARNING, t.path, "file at the type level is ignored by the loader (expected only "
-                                            "<type>/ folders here); move or delete it")
-                continue
-            views = sorted(os.scandir(t.path), key=lambda e: e.name)
-            if not any(v.is_dir() for v in views):
-                report.add(WARNING, t.path, "type folder holds no view folders; nothing to load")
-            for v in views:
-                if not v.is_dir():
-                    report.add(WARNING, v.path, "file at the view level is ignored by the loader (expected only "
-                                                "<view>/ folders here); move or delete it")
-                    continue
-                names = sorted(os.listdir(v.path))
-                temps = [n for n in names if _is_temp(n)]
-                for n in temps:
-                    report.add(WARNING, os.path.join(v.path, n), "leftover temp file of an interrupted write; delete it")
-                if not names:
-                    report.add(WARNING, v.path, "empty sequence folder; the loader skips it")
-                    continue
-                pkls = [os.path.join(v.path, n) for n in names if n.endswith(".pkl")]
-                if not pkls:
-                    shown = ", ".join(n for n in names[:3])
-                    report.add(ERROR, v.path, f"sequence folder holds no .pkl file (only {shown}); the loader "
-                                              "rejects it — remove the folder or add the sequence's pickle")
-                    continue
-                sequences[subject].append(pkls)
+        sequences[entry.name] = _walk_subject(entry.path, report)
     return sequences
+
+
+def _sorted_entries(path: str | Path) -> List[os.DirEntry]:
+    """The entries of ``path`` by name, so that issues come out in a stable order."""
+    return sorted(os.scandir(path), key=lambda e: e.name)
+
+
+def _walk_subject(path: str, report: ValidationReport) -> List[List[str]]:
+    """The sequences (pkl paths) of one subject folder; files among its type folders are
+    reported, because the loader silently ignores them."""
+    sequences: List[List[str]] = []
+    for t in _sorted_entries(path):
+        if not t.is_dir():
+            report.add(WARNING, t.path, "file at the type level is ignored by the loader (expected only "
+                                        "<type>/ folders here); move or delete it")
+            continue
+        sequences.extend(_walk_type(t.path, report))
+    return sequences
+
+
+def _walk_type(path: str, report: ValidationReport) -> List[List[str]]:
+    """The sequences (pkl paths) of one type folder, reporting stray files and a folder
+    without any view."""
+    views = _sorted_entries(path)
+    if not any(v.is_dir() for v in views):
+        report.add(WARNING, path, "type folder holds no view folders; nothing to load")
+    sequences: List[List[str]] = []
+    for v in views:
+        if not v.is_dir():
+            report.add(WARNING, v.path, "file at the view level is ignored by the loader (expected only "
+                                        "<view>/ folders here); move or delete it")
+            continue
+        pkls = _sequence_pickles(v.path, report)
+        if pkls:
+            sequences.append(pkls)
+    return sequences
+
+
+def _sequence_pickles(path: str, report: ValidationReport) -> List[str]:
+    """The pickles of one view folder (the sequence's modalities). An empty folder is skipped
+    by the loader (a warning); a folder with files but no pickle is rejected (an error)."""
+    names = sorted(os.listdir(path))
+    for n in names:
+        if _is_temp(n):
+            report.add(WARNING, os.path.join(path, n), "leftover temp file of an interrupted write; delete it")
+    if not names:
+        report.add(WARNING, path, "empty sequence folder; the loader skips it")
+        return []
+    pkls = [os.path.join(path, n) for n in names if n.endswith(".pkl")]
+    if not pkls:
+        shown = ", ".join(n for n in names[:3])
+        report.add(ERROR, path, f"sequence folder holds no .pkl file (only {shown}); the loader "
+                                "rejects it — remove the folder or add the sequence's pickle")
+    return pkls
 
 
 def _check_partition(
     partition_path: Path, root: Path, sequences: Dict[str, List[List[str]]], report: ValidationReport
 ) -> Optional[Dict[str, List[str]]]:
+    """Read the partition with the loader's reader and compare it with the subjects on disk;
+    returns it, or None when it cannot be read (an error in ``report``)."""
     try:
         partition = read_partition(partition_path)
     except DatasetError as exc:
@@ -163,17 +196,40 @@ def _check_partition(
         return None
     on_disk = set(sequences)
     for key in ("TRAIN_SET", "TEST_SET"):
-        listed = partition[key]
-        missing = [s for s in listed if s not in on_disk]
-        if listed and len(missing) == len(listed):
-            report.add(ERROR, partition_path, f"none of the {len(listed)} {key} subjects exist under {root} "
-                                              f"(e.g. {listed[:3]}); wrong dataset_root or partition?")
-        elif missing:
-            report.add(WARNING, partition_path, f"{len(missing)} {key} subjects are not under {root} and will be "
-                                                f"skipped: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        duplicates = [s for s, n in Counter(listed).items() if n > 1]
-        if duplicates:
-            report.add(WARNING, partition_path, f"{key} lists subjects twice: {duplicates[:5]}")
+        _check_split_subjects(partition_path, root, key, partition[key], on_disk, report)
+    _check_overlap_and_unlisted(partition_path, root, partition, on_disk, report)
+    if "PROBE_SET" in partition:
+        _check_probes(partition_path, root, partition, sequences, report)
+    return partition
+
+
+def _shown(names: Sequence[str]) -> str:
+    """The first five names, and `` ...`` when there are more."""
+    return f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+
+
+def _check_split_subjects(
+    partition_path: Path, root: Path, key: str, listed: List[str], on_disk: set, report: ValidationReport
+) -> None:
+    """One split's subjects against the disk: all missing is an error (wrong root or
+    partition), some missing a warning (the loader skips them), duplicates a warning."""
+    missing = [s for s in listed if s not in on_disk]
+    if listed and len(missing) == len(listed):
+        report.add(ERROR, partition_path, f"none of the {len(listed)} {key} subjects exist under {root} "
+                                          f"(e.g. {listed[:3]}); wrong dataset_root or partition?")
+    elif missing:
+        report.add(WARNING, partition_path, f"{len(missing)} {key} subjects are not under {root} and will be "
+                                            f"skipped: {_shown(missing)}")
+    duplicates = [s for s, n in Counter(listed).items() if n > 1]
+    if duplicates:
+        report.add(WARNING, partition_path, f"{key} lists subjects twice: {duplicates[:5]}")
+
+
+def _check_overlap_and_unlisted(
+    partition_path: Path, root: Path, partition: Dict[str, List[str]], on_disk: set, report: ValidationReport
+) -> None:
+    """Warn about subjects in both splits (test subjects seen in training inflate results)
+    and subjects on disk in neither split (never used)."""
     overlap = sorted(set(partition["TRAIN_SET"]) & set(partition["TEST_SET"]))
     if overlap:
         report.add(WARNING, partition_path, f"{len(overlap)} subjects are in both TRAIN_SET and TEST_SET "
@@ -181,20 +237,26 @@ def _check_partition(
     unlisted = sorted(on_disk - set(partition["TRAIN_SET"]) - set(partition["TEST_SET"]))
     if unlisted:
         report.add(WARNING, root, f"{len(unlisted)} subjects on disk are in neither TRAIN_SET nor TEST_SET and "
-                                  f"are never used: {', '.join(unlisted[:5])}{' ...' if len(unlisted) > 5 else ''}")
-    if "PROBE_SET" in partition:
-        keys = {
-            "-".join(Path(pkls[0]).parent.relative_to(root).parts)
-            for subject in partition["TEST_SET"] for pkls in sequences.get(subject, [])
-        }
-        absent = [p for p in partition["PROBE_SET"] if p not in keys]
-        if partition["PROBE_SET"] and len(absent) == len(partition["PROBE_SET"]):
-            report.add(ERROR, partition_path, "no PROBE_SET entry is a test sequence on disk "
-                                              f"(e.g. {absent[:3]}); the Gait3D evaluation would find no probe")
-        elif absent:
-            report.add(WARNING, partition_path, f"{len(absent)} PROBE_SET entries are not test sequences on disk "
-                                                f"(e.g. {absent[:3]})")
-    return partition
+                                  f"are never used: {_shown(unlisted)}")
+
+
+def _check_probes(
+    partition_path: Path, root: Path, partition: Dict[str, List[str]], sequences: Dict[str, List[List[str]]],
+    report: ValidationReport,
+) -> None:
+    """PROBE_SET entries (``<subject>-<type>-<view>``) must be test sequences on disk: none
+    found is an error (the Gait3D evaluation would have no probe), some missing a warning."""
+    keys = {
+        "-".join(Path(pkls[0]).parent.relative_to(root).parts)
+        for subject in partition["TEST_SET"] for pkls in sequences.get(subject, [])
+    }
+    absent = [p for p in partition["PROBE_SET"] if p not in keys]
+    if partition["PROBE_SET"] and len(absent) == len(partition["PROBE_SET"]):
+        report.add(ERROR, partition_path, "no PROBE_SET entry is a test sequence on disk "
+                                          f"(e.g. {absent[:3]}); the Gait3D evaluation would find no probe")
+    elif absent:
+        report.add(WARNING, partition_path, f"{len(absent)} PROBE_SET entries are not test sequences on disk "
+                                            f"(e.g. {absent[:3]})")
 
 
 def validate_root(
@@ -213,66 +275,109 @@ def validate_root(
         frame_threshold: report sequences that ``data_cfg.frame_threshold`` would drop.
         expected_joints: allowed joint counts (e.g. ``(17,)`` for a COCO dataset).
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise ConversionError(f"dataset root {str(root)!r} does not exist or is not a folder")
+    root = require_dir(root, "dataset root")
     report = ValidationReport(root=str(root))
     sequences = _walk(root, report)
     if not sequences:
         report.add(ERROR, root, "no subject folders; a dataset root holds <subject>/<type>/<view>/*.pkl")
-    paths = [p for seqs in sequences.values() for pkls in seqs for p in pkls]
+    info = _check_pickles(sequences, workers, report)
+    for pkls in (pkls for seqs in sequences.values() for pkls in seqs):
+        report.sequences += 1
+        _check_sequence(pkls, info, report, frame_threshold, expected_joints)
+    _check_joint_counts(root, report, expected_joints)
+    if partition is not None:
+        _check_partition_and_index(Path(partition), root, sequences, report)
+    return report
+
+
+def _read_pickles(paths: List[str], workers: int) -> List[Tuple[str, Optional[PickleMeta], Optional[str]]]:
+    """:func:`_check_pickle` of every path, in ``workers`` processes when there is more than one."""
     if workers > 1 and len(paths) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            checked = list(pool.map(_check_pickle, paths, chunksize=max(1, len(paths) // (workers * 8))))
-    else:
-        checked = [_check_pickle(p) for p in paths]
-    info = {}
-    for path, meta, error in checked:
+            return list(pool.map(_check_pickle, paths, chunksize=max(1, len(paths) // (workers * 8))))
+    return [_check_pickle(p) for p in paths]
+
+
+def _check_pickles(
+    sequences: Dict[str, List[List[str]]], workers: int, report: ValidationReport
+) -> Dict[str, PickleMeta]:
+    """Load every pickle with the loader's reader; report the ones it refuses and return the
+    shape and dtype of the others (path -> ``(T, V, C, dtype)``)."""
+    paths = [p for seqs in sequences.values() for pkls in seqs for p in pkls]
+    info: Dict[str, PickleMeta] = {}
+    for path, meta, error in _read_pickles(paths, workers):
         if error is not None:
             report.add(ERROR, path, _without_path(error, path))
         else:
             info[path] = meta
     report.pickles = len(paths)
-    lengths = []
-    for subject, seqs in sequences.items():
-        for pkls in seqs:
-            report.sequences += 1
-            metas = [info[p] for p in pkls if p in info]
-            if len(metas) != len(pkls):
-                continue
-            frames = {m[0] for m in metas}
-            if len(frames) > 1:
-                report.add(ERROR, Path(pkls[0]).parent, f"modalities have different frame counts "
-                                                        f"{[m[0] for m in metas]}; every pickle of a sequence "
-                                                        "must have the same length")
-            t = metas[0][0]
-            lengths.append(t)
-            report.frames += t
-            for m in metas:
-                report.joints[m[1]] += 1
-                report.dtypes[m[3]] += 1
-            if t < 2:
-                report.add(ERROR, pkls[0], "one-frame sequence; gait needs motion — remove it or set "
-                                           "data_cfg.frame_threshold: 1 to drop such sequences")
-            elif frame_threshold and t <= frame_threshold:
-                report.add(WARNING, pkls[0], f"{t} frames <= data_cfg.frame_threshold {frame_threshold}: "
-                                             "dropped from the index")
-            for m, p in zip(metas, pkls):
-                if expected_joints and m[1] not in expected_joints:
-                    report.add(ERROR, p, f"{m[1]} joints, expected {' or '.join(map(str, expected_joints))}")
-                if m[2] != 3:
-                    report.add(WARNING, p, f"{m[2]} channels; the models expect x, y, confidence (3)")
-    if lengths:
-        report.min_length, report.max_length = min(lengths), max(lengths)
+    return info
+
+
+def _check_sequence(
+    pkls: List[str], info: Dict[str, PickleMeta], report: ValidationReport, frame_threshold: int,
+    expected_joints: Optional[Sequence[int]],
+) -> None:
+    """Checks on one sequence whose pickles all loaded (a refused pickle was reported already):
+    modality lengths, length (one frame, ``frame_threshold``), joints and channels; and its
+    counts in the report's statistics."""
+    metas = [info[p] for p in pkls if p in info]
+    if len(metas) != len(pkls):
+        return
+    if len({m[0] for m in metas}) > 1:
+        report.add(ERROR, Path(pkls[0]).parent, f"modalities have different frame counts "
+                                                f"{[m[0] for m in metas]}; every pickle of a sequence "
+                                                "must have the same length")
+    t = _count_sequence(metas, report)
+    _check_length(pkls[0], t, frame_threshold, report)
+    for m, p in zip(metas, pkls):
+        if expected_joints and m[1] not in expected_joints:
+            report.add(ERROR, p, f"{m[1]} joints, expected {' or '.join(map(str, expected_joints))}")
+        if m[2] != 3:
+            report.add(WARNING, p, f"{m[2]} channels; the models expect x, y, confidence (3)")
+
+
+def _count_sequence(metas: List[PickleMeta], report: ValidationReport) -> int:
+    """Add one sequence (its first modality's length) to the report's statistics; returns the length."""
+    t = metas[0][0]
+    report.frames += t
+    report.min_length = t if report.min_length is None else min(report.min_length, t)
+    report.max_length = t if report.max_length is None else max(report.max_length, t)
+    for m in metas:
+        report.joints[m[1]] += 1
+        report.dtypes[m[3]] += 1
+    return t
+
+
+def _check_length(path: str, t: int, frame_threshold: int, report: ValidationReport) -> None:
+    """A one-frame sequence is an error (the loader refuses it: gait needs motion); one that
+    ``data_cfg.frame_threshold`` would drop is a warning."""
+    if t < 2:
+        report.add(ERROR, path, "one-frame sequence; gait needs motion — remove it or set "
+                                "data_cfg.frame_threshold: 1 to drop such sequences")
+    elif frame_threshold and t <= frame_threshold:
+        report.add(WARNING, path, f"{t} frames <= data_cfg.frame_threshold {frame_threshold}: "
+                                  "dropped from the index")
+
+
+def _check_joint_counts(root: Path, report: ValidationReport, expected_joints: Optional[Sequence[int]]) -> None:
+    """Mixed joint counts are an error (one model takes one joint format); with
+    ``expected_joints`` each pickle was already checked against it."""
     if len(report.joints) > 1 and not expected_joints:
         report.add(ERROR, root, f"mixed joint counts {dict(report.joints)}; one dataset uses one joint format "
                                 "(convert 18-joint sequences with `python -m fastposegait.converters oumvlp17`)")
-    if partition is not None:
-        part = _check_partition(Path(partition), root, sequences, report)
-        if part is not None and not report.errors:
-            for key in ("TRAIN_SET", "TEST_SET"):
-                try:
-                    build_index(root, [s for s in part[key] if s in sequences])
-                except DatasetError as exc:  # the loader disagrees with the walk above: report it
-                    report.add(ERROR, root, str(exc))
-    return report
+
+
+def _check_partition_and_index(
+    partition_path: Path, root: Path, sequences: Dict[str, List[List[str]]], report: ValidationReport
+) -> None:
+    """Check the partition; if nothing is wrong so far, index each split with the loader's own
+    :func:`build_index`, so that a disagreement between this walk and the loader shows up here."""
+    part = _check_partition(partition_path, root, sequences, report)
+    if part is None or report.errors:
+        return
+    for key in ("TRAIN_SET", "TEST_SET"):
+        try:
+            build_index(root, [s for s in part[key] if s in sequences])
+        except DatasetError as exc:
+            report.add(ERROR, root, str(exc))

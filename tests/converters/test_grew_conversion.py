@@ -35,7 +35,7 @@ def raw(tmp_path_factory):
             write_text(seq_dir / f"{stem}_2d_pose.txt", line)
             write_text(seq_dir / f"{stem}_3d_pose.txt", "not used")
             (seq_dir / f"{stem}.png").write_bytes(b"")
-        (seq_dir.parent / f"{v}_gei.png").write_bytes(b"\x89PNG")  # beside the folders (Q13)
+        (seq_dir.parent / f"{v}_gei.png").write_bytes(b"\x89PNG")  # beside the folders: the original script tripped on them
         truth[(s, t, v)] = arr.astype(np.float64)[keep]
     # malformed files in one train sequence and one probe: wrong column count, NaN
     train_key = sorted(k for k in src if k[0].endswith("train"))[0]
@@ -73,7 +73,7 @@ def test_rearranged_layout_and_values(raw, converted):
         np.testing.assert_array_equal(arr, raw["truth"][key])
     assert all(t == "00" for s, t, v in out if s.endswith("train"))
     assert {t for s, t, v in out if s == "probe"} == {"03"}
-    assert not (converted["out"] / "03").exists()  # upstream wrote OUT/03 (Q13)
+    assert not (converted["out"] / "03").exists()  # the original script wrote OUT/03
     assert not list(converted["out"].glob("*/*/*_gei.png"))
 
 

@@ -189,3 +189,16 @@ def test_validator_skips_the_loaders_packed_cache(tmp_path):
     assert ".fastposegait_cache" not in with_cache
     shutil.rmtree(root / ".fastposegait_cache")
     assert with_cache == validate_root(root).format()  # the cache folder changes nothing
+
+
+def test_any_input_error_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Every FastPoseGaitError (not only ConversionError) ends the CLI with exit 2 and its one-line message."""
+    from fastposegait.converters import casiab
+
+    def fail(*args, **kwargs):
+        raise PoseFileError(f"{tmp_path}/001/nm-01/000/000.pkl: not a pose array; re-convert it")
+
+    monkeypatch.setattr(casiab, "check", fail)
+    assert cli.main(["casia-b-check", "-i", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path}/001/nm-01/000/000.pkl: not a pose array; re-convert it\n"
