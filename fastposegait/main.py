@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from fastposegait import distributed as dist_utils
-    from fastposegait.config import ConfigError, load_config
+    from fastposegait.config import ConfigError, load_typed_config
     from fastposegait.engine.log import setup_logging
 
     env = dist_utils.detect_env(args.local_rank)
@@ -51,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         overrides += [f"trainer_cfg.restore_hint={restore}", f"evaluator_cfg.restore_hint={restore}"]
     try:
-        cfg = load_config(args.cfgs, overrides)
+        cfg = load_typed_config(args.cfgs, overrides)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

@@ -165,3 +165,75 @@ def test_test_dataset_name_defaults_to_dataset_name_and_remove_no_gallery_warns(
         cfg = load_config(path)
     assert cfg["data_cfg"]["test_dataset_name"] == "OUMVLP"  # upstream would say CASIA-B (Q20)
     assert "remove_no_gallery is accepted for compatibility but ignored" in caplog.text
+
+
+# ------------------------------------------------------------------ typed sections
+
+
+def test_default_yaml_holds_the_value_of_every_field_without_a_python_default():
+    import dataclasses
+
+    import yaml
+
+    from fastposegait.config import DataSection, EvaluatorSection, SamplerSection, TrainerSection
+
+    defaults = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    sections = [(DataSection, defaults["data_cfg"]), (TrainerSection, defaults["trainer_cfg"]),
+                (EvaluatorSection, defaults["evaluator_cfg"]), (SamplerSection, defaults["trainer_cfg"]["sampler"]),
+                (SamplerSection, defaults["evaluator_cfg"]["sampler"])]
+    for cls, values in sections:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        required = {n for n, f in fields.items()
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        assert required <= set(values), (cls.__name__, sorted(required - set(values)))
+        # a Python default only ever means "not set": None (or no extra sampler options)
+        for name, f in fields.items():
+            if name not in required:
+                assert (f.default is None) or (name == "options" and f.default_factory() == {}), (cls.__name__, name)
+        if cls is not SamplerSection:  # sampler sections may carry the sampler's own arguments
+            assert set(values) <= set(fields), (cls.__name__, sorted(set(values) - set(fields)))
+
+
+def test_typed_config_reads_the_resolved_values(tmp_path):
+    from fastposegait.config import Config, load_typed_config
+
+    config = load_typed_config(GG2, ["trainer_cfg.total_iter=7", "data_cfg.num_workers=3"])
+    assert config.trainer.total_iter == 7 and config.data.num_workers == 3
+    assert config.trainer.sampler.batch_size == 768 and config.trainer.sampler.sample_type == "fixed_ordered"
+    assert config.evaluator.metric == "cos" and config.evaluator.max_sequences_per_call is None
+    assert config.optimizer.name == "AdamW" and config.scheduler.kwargs["total_steps"] == 500
+    assert config.data.test_dataset_name == "CASIA-B" and config.data.cache_dir is None
+    assert config.raw["trainer_cfg"]["total_iter"] == 7
+    again = Config.from_dict(config.raw, report=False)
+    assert again.trainer == config.trainer and again.data == config.data
+
+
+@pytest.mark.parametrize("override, key, hint", [
+    ("trainer_cfg.totl_iter=2", "trainer_cfg.totl_iter", "did you mean 'total_iter'?"),
+    ("data_cfg.num_worker=2", "data_cfg.num_worker", "did you mean 'num_workers'?"),
+    ("evaluator_cfg.metrc=cos", "evaluator_cfg.metrc", "did you mean 'metric'?"),
+])
+def test_unknown_keys_in_a_section_are_reported_with_the_closest_key(tmp_path, caplog, override, key, hint):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        cfg = load_config(write(tmp_path, MINIMAL), [override])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert f"{key}: unknown key, ignored ({hint})" in warnings[0]
+    assert cfg["trainer_cfg"]["total_iter"] == 80000  # the file's (default) value is used
+
+
+def test_inherited_optimizer_keys_the_solver_does_not_take_are_dropped(tmp_path):
+    adam = MINIMAL + "optimizer_cfg:\n  solver: Adam\n  lr: 0.001\n"
+    cfg = load_config(write(tmp_path, adam))
+    assert cfg["optimizer_cfg"] == {"solver": "Adam", "lr": 0.001, "weight_decay": 5.0e-4}
+    # a key the user wrote is kept (and warned about when the optimizer is built)
+    cfg = load_config(write(tmp_path, adam + "  momentum: 0.5\n", name="mine.yaml"))
+    assert cfg["optimizer_cfg"]["momentum"] == 0.5
+    cfg = load_config(write(tmp_path, adam, name="cli.yaml"), ["optimizer_cfg.momentum=0.7"])
+    assert cfg["optimizer_cfg"]["momentum"] == 0.7
+    # the same for a scheduler that does not take OneCycleLR's defaults
+    step = MINIMAL + "scheduler_cfg:\n  scheduler: MultiStepLR\n  milestones: [10]\n"
+    cfg = load_config(write(tmp_path, step, name="step.yaml"))
+    assert cfg["scheduler_cfg"] == {"scheduler": "MultiStepLR", "milestones": [10]}

@@ -15,6 +15,7 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
+from ..config.sections import Checker, DataSection
 from ..errors import DatasetError, PoseFileError
 from .io import load_pose
 from .partitions import read_partition
@@ -260,17 +261,22 @@ class PoseDataset:
         )
 
 
-def dataset_from_cfg(data_cfg: Mapping[str, Any], training: bool) -> PoseDataset:
-    """Build the split's :class:`PoseDataset` from a ``data_cfg`` section."""
+def dataset_from_section(data: DataSection, training: bool) -> PoseDataset:
+    """Build the split's :class:`PoseDataset` from the typed ``data_cfg`` section."""
     return PoseDataset(
-        dataset_root=data_cfg["dataset_root"],
-        dataset_partition=data_cfg["dataset_partition"],
+        dataset_root=data.dataset_root,
+        dataset_partition=data.dataset_partition,
         training=training,
-        cache=data_cfg.get("cache", True),
-        frame_threshold=int(data_cfg.get("frame_threshold", 0) or 0),
-        data_in_use=data_cfg.get("data_in_use"),
-        cache_dir=data_cfg.get("cache_dir"),
+        cache=data.cache,
+        frame_threshold=data.frame_threshold,
+        data_in_use=data.data_in_use,
+        cache_dir=data.cache_dir,
     )
+
+
+def dataset_from_cfg(data_cfg: Mapping[str, Any], training: bool) -> PoseDataset:
+    """:func:`dataset_from_section` for a resolved ``data_cfg`` mapping (validated first)."""
+    return dataset_from_section(DataSection.from_mapping(data_cfg, "data_cfg", Checker(report=False)), training)
 
 
 def _progress(items: Sequence[Any], desc: str):

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from torch.utils.data import DataLoader, Dataset
 
+from ..config.sections import SamplerSection
 from ..kwargs import filter_kwargs
 from ..registry import SAMPLERS
 from .batch import Batch
@@ -20,9 +21,8 @@ from .dataset import PoseDataset
 from .sampler import BatchRequest, batch_rng
 from .transforms import build_transforms
 
-# sampler-section keys consumed by the frame sampler or the config loader, not the sampler
-_FRAME_KEYS = ("type", "sample_type", "frames_num_fixed", "frames_num_min", "frames_num_max",
-               "frames_skip_num", "frames_all_limit")
+# sampler-section keys consumed by the frame sampler or the registry lookup, not the sampler
+_FRAME_KEYS = ("type", *SamplerSection.FRAME_KEYS)
 
 
 class BatchBuilder(Dataset):

@@ -13,15 +13,13 @@ One code path for one process or many, CPU or GPU. The order of a training run:
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -29,12 +27,11 @@ import yaml
 from torch import nn
 
 from .. import distributed as dist_utils
-from ..config import default_config_path, read_yaml
-from ..kwargs import filter_kwargs
-from ..data.dataset import PoseDataset, dataset_from_cfg
+from ..config import Config
+from ..data.autogen import ensure_dataset
+from ..data.dataset import PoseDataset, dataset_from_section
 from ..data.io import atomic_write
 from ..data.loader import build_loader
-from ..data.autogen import ensure_dataset
 from ..modeling import BaseModel, build_model, count_parameters
 from ..modeling.losses import LossAggregator
 from ..registry import EVALUATORS
@@ -42,9 +39,13 @@ from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, re
                          restore_rng_state, rng_states_for_rank, save_checkpoint)
 from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
 from .log import setup_logging
+from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
+                    seed_everything, set_batchnorm_eval)
 from .summary import SummaryWriter, mean_of_window
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
+
+__all__ = ["Runner", "TrainingParts", "seed_everything", "set_batchnorm_eval"]
 
 
 @dataclass
@@ -59,58 +60,50 @@ class TrainingParts:
     autocast: Optional[Callable[[], Any]]
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def set_batchnorm_eval(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
+def _no_restore(hint: Union[int, str]) -> bool:
+    return hint in (0, "0", "")
 
 
 class Runner:
     """Trains or tests the model described by a resolved config.
 
     Args:
-        cfg: the config returned by :func:`fastposegait.config.load_config`.
+        cfg: the config, typed (:class:`~fastposegait.config.Config`) or as the mapping
+            :func:`fastposegait.config.load_config` returns (validated again here).
         phase: ``train`` or ``test``.
         env: the launcher environment (:func:`fastposegait.distributed.detect_env`).
         device: where the model runs.
         log_to_file: also write the log under ``<output>/logs/``.
     """
 
-    def __init__(self, cfg: Dict[str, Any], phase: str, env: dist_utils.DistEnv, device: torch.device,
-                 log_to_file: bool = False) -> None:
+    def __init__(self, cfg: Union[Config, Mapping[str, Any]], phase: str, env: dist_utils.DistEnv,
+                 device: torch.device, log_to_file: bool = False) -> None:
         if phase not in ("train", "test"):
             raise ValueError(f"--phase must be train or test, got {phase!r}")
-        self.cfg = cfg
+        self.config = cfg if isinstance(cfg, Config) else Config.from_dict(cfg, report=False)
         self.phase = phase
         self.training = phase == "train"
         self.env = env
         self.device = device
-        self.data_cfg = cfg["data_cfg"]
-        self.trainer_cfg = cfg["trainer_cfg"]
-        self.evaluator_cfg = cfg["evaluator_cfg"]
-        engine_cfg = self.trainer_cfg if self.training else self.evaluator_cfg
-        self.save_name = engine_cfg["save_name"]
-        self.output_dir = Path("output") / self.data_cfg["dataset_name"] / cfg["model_cfg"]["model"] / self.save_name
-        self.checkpoint_dir = self.output_dir / "checkpoints"
-        setup_logging(env.rank, self.output_dir / "logs" if log_to_file else None)
         self.rank = env.rank
         self.world_size = env.world_size
-        seed_everything(int(engine_cfg.get("seed", 0)) + self.rank)
+        engine = self.config.engine(phase)
+        self.save_name = engine.save_name
+        data = self.config.data
+        self.output_dir = Path("output") / data.dataset_name / self.config.model["model"] / self.save_name
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        setup_logging(env.rank, self.output_dir / "logs" if log_to_file else None)
+        seed_everything(engine.seed + self.rank)
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.output_dir / f"config_{phase}.yaml",
-                         lambda f: f.write(yaml.safe_dump(cfg, sort_keys=False).encode()))
-        ensure_dataset(self.data_cfg)
-        logger.info("data_cfg: %s", self.data_cfg)
-        logger.info("model_cfg: %s", cfg["model_cfg"])
-        logger.info("%s: %s", "trainer_cfg" if self.training else "evaluator_cfg", engine_cfg)
-        self.model: BaseModel = build_model(cfg["model_cfg"]).to(device)
+            raw = yaml.safe_dump(self.config.raw, sort_keys=False).encode()
+            atomic_write(self.output_dir / f"config_{phase}.yaml", lambda f: f.write(raw))
+        ensure_dataset(self.config.raw["data_cfg"])
+        logger.info("data_cfg: %s", self.config.raw["data_cfg"])
+        logger.info("model_cfg: %s", self.config.model)
+        logger.info("%s: %s", "trainer_cfg" if self.training else "evaluator_cfg",
+                    self.config.raw["trainer_cfg" if self.training else "evaluator_cfg"])
+        self.model: BaseModel = build_model(self.config.model).to(device)
         logger.info("Parameters Count: %.5fM", count_parameters(self.model) / 1e6)
         self.net: nn.Module = self.model  # what the training step calls (DDP wrapper or the model)
         self.iteration = 0
@@ -118,83 +111,19 @@ class Runner:
         self._test_parts: Optional[Tuple[PoseDataset, Any]] = None
         self.writer = SummaryWriter(None)
 
-    # ------------------------------------------------------------------ helpers
-    def autocast_dtype(self, key: str) -> Optional[torch.dtype]:
-        """The autocast dtype requested by ``<key>.enable_float16`` / ``enable_bfloat16``
-        where it can run here, else None (with one log line saying why)."""
-        section = self.cfg[key]
-        if section.get("enable_float16", False):
-            if self.device.type == "cuda":
-                return torch.float16
-            logger.info("%s.enable_float16: float16 autocast needs CUDA; running in float32 on %s "
-                        "(enable_bfloat16 works on CPU)", key, self.device)
-        if section.get("enable_bfloat16", False):
-            if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-                logger.info("%s.enable_bfloat16: this GPU has no bfloat16 support; running in float32", key)
-                return None
-            return torch.bfloat16
-        return None
+    @property
+    def cfg(self) -> Dict[str, Any]:
+        """The resolved config mapping (upstream's shape)."""
+        return self.config.raw
 
+    # ------------------------------------------------------------------ helpers
     def sequences_per_call(self) -> Optional[int]:
         """``evaluator_cfg.max_sequences_per_call``, or by default a few sequences per model
         call on a CPU (faster there) and the whole test batch on a GPU."""
-        value = self.evaluator_cfg.get("max_sequences_per_call")
+        value = self.config.evaluator.max_sequences_per_call
         if value is not None:
-            return int(value)
+            return value
         return CPU_SEQUENCES_PER_CALL if self.device.type == "cpu" else None
-
-    def autocast(self, dtype: Optional[torch.dtype]):
-        """A context-manager factory for autocast to ``dtype`` (None: no autocast)."""
-        if dtype is None:
-            return None
-        return lambda: torch.autocast(self.device.type, dtype=dtype)
-
-    def _prepare_model_for_training(self) -> None:
-        model = self.model
-        if self.trainer_cfg.get("sync_BN", False):
-            if self.device.type == "cuda" and self.world_size > 1:
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-                logger.info("sync_BN: BatchNorm layers converted to SyncBatchNorm")
-            else:
-                logger.info("sync_BN: skipped (needs CUDA and more than one process; here %s, world size %d)",
-                            self.device.type, self.world_size)
-        if self.trainer_cfg.get("channels_last", False):
-            # 4-D weights in NHWC order; the convolutions then keep their [N, C, T, V] maps in it
-            model = model.to(memory_format=torch.channels_last)
-            logger.info("channels_last: 4-D weights and the convolution maps use the channels-last layout")
-        self.model = model
-        if self.trainer_cfg.get("fix_BN", False):
-            set_batchnorm_eval(model)
-        if self.world_size > 1:
-            ddp_kwargs: Dict[str, Any] = {
-                "find_unused_parameters": bool(self.trainer_cfg.get("find_unused_parameters", False))}
-            if self.device.type == "cuda":
-                ddp_kwargs.update(device_ids=[self.device.index], output_device=self.device.index)
-            self.net = nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
-        else:
-            self.net = model
-        if self.trainer_cfg.get("compile", False):
-            # the compiled wrapper shares the model's parameters; checkpoints keep plain names
-            self.net = torch.compile(self.net)
-            logger.info("compile: the training forward runs through torch.compile")
-
-    def _build_optimizer(self, params) -> torch.optim.Optimizer:
-        opt_cfg = dict(self.cfg["optimizer_cfg"])
-        cls = getattr(torch.optim, opt_cfg["solver"])
-        defaults = read_yaml(default_config_path()).get("optimizer_cfg", {})
-        # keys inherited from default.yaml that this solver does not take (momentum for Adam)
-        inherited = [k for k, v in opt_cfg.items() if defaults.get(k) == v]
-        quiet = {k for k in inherited if k not in inspect.signature(cls).parameters}
-        kwargs = filter_kwargs(cls, opt_cfg, f"optimizer {opt_cfg['solver']}", ignore={"solver", *quiet})
-        logger.info("optimizer: %s %s", opt_cfg["solver"], kwargs)
-        return cls(params, **kwargs)
-
-    def _build_scheduler(self, optimizer: torch.optim.Optimizer):
-        sched_cfg = dict(self.cfg["scheduler_cfg"])
-        cls = getattr(torch.optim.lr_scheduler, sched_cfg["scheduler"])
-        kwargs = filter_kwargs(cls, sched_cfg, f"scheduler {sched_cfg['scheduler']}", ignore={"scheduler"})
-        logger.info("scheduler: %s %s", sched_cfg["scheduler"], kwargs)
-        return cls(optimizer, **kwargs)
 
     def _load_model_state(self, ckpt: Mapping[str, Any], strict: bool, path: Path) -> None:
         state = ckpt["model"]
@@ -207,12 +136,12 @@ class Runner:
     # ------------------------------------------------------------------ test
     def _test_loader(self) -> Tuple[PoseDataset, Any]:
         if self._test_parts is None:
-            dataset = dataset_from_cfg(self.data_cfg, training=False)
+            evaluator = self.config.evaluator
+            dataset = dataset_from_section(self.config.data, training=False)
             loader = build_loader(
-                dataset, self.evaluator_cfg["sampler"], self.evaluator_cfg.get("transform"),
-                training=False, seed=int(self.evaluator_cfg.get("seed", 0)), rank=self.rank,
-                world_size=self.world_size, num_workers=int(self.data_cfg.get("num_workers", 0)),
-                pin_memory=self.device.type == "cuda",
+                dataset, evaluator.sampler.as_mapping(), evaluator.transform, training=False,
+                seed=evaluator.seed, rank=self.rank, world_size=self.world_size,
+                num_workers=self.config.data.num_workers, pin_memory=self.device.type == "cuda",
             )
             self._test_parts = (dataset, loader)
         return self._test_parts
@@ -221,43 +150,54 @@ class Runner:
         """Embed the test split, evaluate on rank 0, log and save the results as JSON."""
         dataset, loader = self._test_loader()
         t0 = time.time()
+        dtype = autocast_dtype(self.config.evaluator, "evaluator_cfg", self.device)
         embeddings = extract_embeddings(
             self.model, loader, self.device, len(dataset), loader.dataset.collator.time_axes,
-            autocast=self.autocast(self.autocast_dtype("evaluator_cfg")), max_sequences=self.sequences_per_call(),
+            autocast=autocast_factory(self.device, dtype), max_sequences=self.sequences_per_call(),
         )
         results: Dict[str, Any] = {}
         if dist_utils.is_main_process():
             logger.info("embedded %d test sequences in %.1fs: %s", len(dataset), time.time() - t0,
                         list(embeddings.shape))
-            evaluator = EVALUATORS.get(self.evaluator_cfg["eval_func"], where="evaluator_cfg.eval_func")
-            options = {
-                "metric": self.evaluator_cfg.get("metric", "euc"),
-                "cross_view_gallery": self.evaluator_cfg.get("cross_view_gallery", False),
-                "output_dir": str(self.output_dir),
-                "dataset_partition": self.data_cfg["dataset_partition"],
-            }
-            results = run_evaluator(evaluator, embeddings, dataset.subjects, dataset.types, dataset.views,
-                                    self.data_cfg["test_dataset_name"], options) or {}
-            scalars = {k: v for k, v in results.items() if k.startswith("scalar/")}
-            for key, value in scalars.items():
-                logger.info("%s: %.4f", key[len("scalar/"):], float(value))
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            out = self.checkpoint_dir / f"{self.save_name}-{tag}-test.json"
-            report = {"eval_func": self.evaluator_cfg["eval_func"], "dataset": self.data_cfg["test_dataset_name"],
-                      "metric": options["metric"], "num_sequences": len(dataset), "results": _jsonable(results)}
-            atomic_write(out, lambda f: f.write(json.dumps(report, indent=2).encode()))
-            logger.info("test results written to %s", out)
+            results = self._evaluate(dataset, embeddings)
+            self._write_results(tag, len(dataset), results)
         dist_utils.barrier()
         return results
 
+    def _evaluate(self, dataset: PoseDataset, embeddings: torch.Tensor) -> Dict[str, Any]:
+        evaluator_cfg, data = self.config.evaluator, self.config.data
+        evaluator = EVALUATORS.get(evaluator_cfg.eval_func, where="evaluator_cfg.eval_func")
+        options = {
+            "metric": evaluator_cfg.metric,
+            "cross_view_gallery": evaluator_cfg.cross_view_gallery,
+            "output_dir": str(self.output_dir),
+            "dataset_partition": data.dataset_partition,
+        }
+        results = run_evaluator(evaluator, embeddings, dataset.subjects, dataset.types, dataset.views,
+                                data.test_dataset_name, options) or {}
+        for key, value in results.items():
+            if key.startswith("scalar/"):
+                logger.info("%s: %.4f", key[len("scalar/"):], float(value))
+        return results
+
+    def _write_results(self, tag: str, num_sequences: int, results: Dict[str, Any]) -> None:
+        evaluator_cfg = self.config.evaluator
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        out = self.checkpoint_dir / f"{self.save_name}-{tag}-test.json"
+        report = {"eval_func": evaluator_cfg.eval_func, "dataset": self.config.data.test_dataset_name,
+                  "metric": evaluator_cfg.metric, "num_sequences": num_sequences, "results": _jsonable(results)}
+        atomic_write(out, lambda f: f.write(json.dumps(report, indent=2).encode()))
+        logger.info("test results written to %s", out)
+
     def test(self) -> Dict[str, Any]:
         """The ``--phase test`` entry: restore the model (if restore_hint) and evaluate."""
-        hint = self.evaluator_cfg.get("restore_hint", 0)
+        evaluator = self.config.evaluator
+        hint = evaluator.restore_hint
         tag = "untrained"
-        if hint not in (0, "0", None, ""):
+        if not _no_restore(hint):
             path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
             ckpt = load_checkpoint(path)
-            self._load_model_state(ckpt, bool(self.evaluator_cfg.get("restore_ckpt_strict", True)), path)
+            self._load_model_state(ckpt, evaluator.restore_ckpt_strict, path)
             tag = f"{hint:05d}" if isinstance(hint, int) else path.stem
             logger.info("restored model from %s", path)
         else:
@@ -271,7 +211,7 @@ class Runner:
         if self.rank == 0:
             self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
         logger.info("Model Initialization Finished!")
-        total_iter = int(self.trainer_cfg["total_iter"])
+        total_iter = self.config.trainer.total_iter
         if self.iteration >= total_iter:
             logger.info("iteration %d already reached total_iter %d; nothing to train", self.iteration, total_iter)
             return
@@ -281,24 +221,24 @@ class Runner:
     def build_training(self) -> TrainingParts:
         """Everything a training step needs: model set-up (SyncBN, fix_BN, DDP, compile),
         loader, losses, optimizer, scheduler, AMP; then ``restore_hint`` is applied."""
-        tcfg = self.trainer_cfg
-        self._prepare_model_for_training()
-        dataset = dataset_from_cfg(self.data_cfg, training=True)
+        trainer = self.config.trainer
+        self.model, self.net = prepare_for_training(self.model, trainer, self.device, self.world_size)
+        dataset = dataset_from_section(self.config.data, training=True)
         loader = build_loader(
-            dataset, tcfg["sampler"], tcfg.get("transform"), training=True, seed=int(tcfg.get("seed", 0)),
-            rank=self.rank, world_size=self.world_size, num_workers=int(self.data_cfg.get("num_workers", 0)),
+            dataset, trainer.sampler.as_mapping(), trainer.transform, training=True, seed=trainer.seed,
+            rank=self.rank, world_size=self.world_size, num_workers=self.config.data.num_workers,
             pin_memory=self.device.type == "cuda",
         )
-        losses = LossAggregator(self.cfg["loss_cfg"]).to(self.device)
+        losses = LossAggregator(self.config.losses).to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad] + \
                  [p for p in losses.parameters() if p.requires_grad]
-        optimizer = self._build_optimizer(params)
-        scheduler = self._build_scheduler(optimizer)
-        dtype = self.autocast_dtype("trainer_cfg")
+        optimizer = build_optimizer(self.config.optimizer, params)
+        scheduler = build_scheduler(self.config.scheduler, optimizer)
+        dtype = autocast_dtype(trainer, "trainer_cfg", self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
         self._restore_training(optimizer, scheduler, scaler)
         loader.sampler.start = self.batches_seen
-        return TrainingParts(loader, losses, optimizer, scheduler, scaler, self.autocast(dtype))
+        return TrainingParts(loader, losses, optimizer, scheduler, scaler, autocast_factory(self.device, dtype))
 
     def train_step(self, parts: TrainingParts, batch: Any) -> Optional[Tuple[torch.Tensor, Dict[str, Any], Dict[str, Any]]]:
         """One optimisation step on a collated batch: forward, losses, backward, optimizer and
@@ -325,18 +265,18 @@ class Runner:
         return loss, info, output
 
     def _restore_training(self, optimizer, scheduler, scaler) -> int:
-        tcfg = self.trainer_cfg
-        hint = tcfg.get("restore_hint", 0)
-        if hint in (0, "0", None, ""):
+        trainer = self.config.trainer
+        hint = trainer.restore_hint
+        if _no_restore(hint):
             return 0
         path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
         ckpt = load_checkpoint(path)
-        self._load_model_state(ckpt, bool(tcfg.get("restore_ckpt_strict", True)), path)
-        if tcfg.get("optimizer_reset", False) or "optimizer" not in ckpt:
+        self._load_model_state(ckpt, trainer.restore_ckpt_strict, path)
+        if trainer.optimizer_reset or "optimizer" not in ckpt:
             logger.warning("optimizer state not restored (%s)", "optimizer_reset" if "optimizer" in ckpt else "absent")
         else:
             optimizer.load_state_dict(ckpt["optimizer"])
-        if tcfg.get("scheduler_reset", False) or "scheduler" not in ckpt:
+        if trainer.scheduler_reset or "scheduler" not in ckpt:
             logger.warning("scheduler state not restored (%s)", "scheduler_reset" if "scheduler" in ckpt else "absent")
         else:
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -370,8 +310,8 @@ class Runner:
         dist_utils.barrier()
 
     def _loop(self, parts: TrainingParts, total_iter: int) -> None:
-        tcfg = self.trainer_cfg
-        log_iter, save_iter = int(tcfg["log_iter"]), int(tcfg["save_iter"])
+        trainer = self.config.trainer
+        log_iter, save_iter = trainer.log_iter, trainer.save_iter
         window: Dict[str, List[Any]] = defaultdict(list)
         bar = None
         if self.rank == 0:
@@ -381,7 +321,7 @@ class Runner:
         visual: Dict[str, Any] = {}
         timer = time.time()
         self.net.train()
-        if tcfg.get("fix_BN", False):
+        if trainer.fix_BN:
             set_batchnorm_eval(self.model)
         for batch in parts.loader:
             self.batches_seen += 1
@@ -408,11 +348,11 @@ class Runner:
             if self.iteration % save_iter == 0:
                 self._save(parts.optimizer, parts.scheduler, parts.scaler)
                 self.writer.images(visual, self.iteration)
-                if tcfg.get("with_test", False):
+                if trainer.with_test:
                     results = self.run_test(f"{self.iteration:05d}")
                     self.writer.scalars(results, self.iteration)
                     self.net.train()
-                    if tcfg.get("fix_BN", False):
+                    if trainer.fix_BN:
                         set_batchnorm_eval(self.model)
                     timer = time.time()
                 self.writer.flush()
