@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
 
 from ..errors import ConversionError, RawFileError
 from .parsing import read_json, read_number_line
@@ -30,6 +32,20 @@ SPLIT_KEYS = ("TRAIN_SET", "TEST_SET", "PROBE_SET")
 def convert_sequence(seq_dir: str, out_path: str, name: str, on_error: str = "skip") -> List[SequenceResult]:
     """Convert one ``<id>/<camvid>/<seq>`` folder, frames ordered by their integer number."""
     result = SequenceResult(name=name, status=EMPTY)
+    numbered = _numbered_files(seq_dir, result)
+    frames = _read_frames(seq_dir, numbered, result, on_error)
+    if not numbered:
+        result.problems.append(f"{seq_dir}: no human_crop_f<frame>.txt files; nothing written")
+    if frames:
+        write_sequence(out_path, frames)
+        result.status, result.output, result.frames_written = WRITTEN, out_path, len(frames)
+    return [result]
+
+
+def _numbered_files(seq_dir: str, result: SequenceResult) -> List[Tuple[int, str]]:
+    """(frame number, file name) of the ``human_crop_f<frame>.txt`` files in integer frame order
+    (the names are not zero-padded, so text order would misplace ``f10000``); other ``.txt``
+    files are dropped with a note."""
     numbered = []
     for file in iter_files(seq_dir, ".txt"):
         match = _FRAME.search(file)
@@ -38,7 +54,13 @@ def convert_sequence(seq_dir: str, out_path: str, name: str, on_error: str = "sk
             result.problems.append(f"{os.path.join(seq_dir, file)}: not human_crop_f<frame>.txt; ignored")
             continue
         numbered.append((int(match.group(1)), file))
-    numbered.sort()
+    return sorted(numbered)
+
+
+def _read_frames(
+    seq_dir: str, numbered: List[Tuple[int, str]], result: SequenceResult, on_error: str
+) -> List[np.ndarray]:
+    """The ``[17, 3]`` keypoints of each file, malformed files handled by the error policy."""
     frames = []
     for _, file in numbered:
         result.frames_read += 1
@@ -49,12 +71,7 @@ def convert_sequence(seq_dir: str, out_path: str, name: str, on_error: str = "sk
                 raise
             result.drop("malformed file")
             result.problems.append(str(exc))
-    if not numbered:
-        result.problems.append(f"{seq_dir}: no human_crop_f<frame>.txt files; nothing written")
-    if frames:
-        write_sequence(out_path, frames)
-        result.status, result.output, result.frames_written = WRITTEN, out_path, len(frames)
-    return [result]
+    return frames
 
 
 def find_pose_root(input_path: str | Path) -> Path:
@@ -86,12 +103,14 @@ def plan(input_path: str | Path, output_root: str | Path) -> List[Task]:
 # The official split
 # ----------------------------------------------------------------------------------------------
 def _canonical_key(key: str) -> str:
+    """``train``, ``Test_Set``, ``PROBE-SET`` ... -> the canonical ``*_SET`` key (others unchanged)."""
     k = key.strip().lower().replace("-", "_")
     k = k[:-4] if k.endswith("_set") else k
     return {"train": "TRAIN_SET", "test": "TEST_SET", "probe": "PROBE_SET"}.get(k, key)
 
 
 def _subject(value: Any, path: Path, key: str, int_width: Optional[int]) -> str:
+    """A subject id as a string (an integer zero-padded to ``int_width``); anything else is refused."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConversionError(f"{path}: {key} entries must be subject ids (\"0001\" or 1), got {value!r}")
     if isinstance(value, int):
@@ -100,6 +119,7 @@ def _subject(value: Any, path: Path, key: str, int_width: Optional[int]) -> str:
 
 
 def _probe(value: Any, path: Path, int_width: Optional[int]) -> str:
+    """A probe entry in any accepted form as ``<id>-<camid_videoid>-<seq>`` (the loader's key)."""
     if isinstance(value, (list, tuple)) and len(value) == 3:
         parts = [str(v) for v in value]
         if isinstance(value[0], int) and int_width:
@@ -128,6 +148,19 @@ def read_split_file(path: str | Path, require_probe: bool = True, int_width: Opt
     optional; ``int_width`` is the zero padding of integer subject ids (None: no padding).
     """
     path = Path(path).expanduser()
+    split = _normalise_split(_load_split_json(path), path, int_width)
+    missing = [k for k in SPLIT_KEYS if k not in split and (require_probe or k != "PROBE_SET")]
+    if missing:
+        raise ConversionError(
+            f"{path}: missing {', '.join(missing)}; Gait3D's split lists TRAIN_SET and TEST_SET subjects and "
+            "the PROBE_SET sequences (the Gait3D evaluation needs PROBE_SET)"
+        )
+    return {k: split[k] for k in SPLIT_KEYS if k in split}
+
+
+def _load_split_json(path: Path) -> Dict[Any, Any]:
+    """The split file's JSON object; a missing, unreadable or non-object file is a ConversionError
+    (the conversion cannot start without its split)."""
     if not path.is_file():
         raise ConversionError(f"split file {str(path)!r} does not exist; pass Gait3D's official split (Gait3D.json)")
     try:
@@ -136,6 +169,11 @@ def read_split_file(path: str | Path, require_probe: bool = True, int_width: Opt
         raise ConversionError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ConversionError(f"{path}: expected a JSON object with TRAIN_SET, TEST_SET and PROBE_SET")
+    return raw
+
+
+def _normalise_split(raw: Dict[Any, Any], path: Path, int_width: Optional[int]) -> Dict[str, List[str]]:
+    """The split's lists under their canonical keys, entries normalised (other keys ignored)."""
     split: Dict[str, List[str]] = {}
     for key, value in raw.items():
         canon = _canonical_key(str(key))
@@ -147,13 +185,7 @@ def read_split_file(path: str | Path, require_probe: bool = True, int_width: Opt
             split[canon] = [_probe(v, path, int_width) for v in value]
         else:
             split[canon] = [_subject(v, path, key, int_width) for v in value]
-    missing = [k for k in SPLIT_KEYS if k not in split and (require_probe or k != "PROBE_SET")]
-    if missing:
-        raise ConversionError(
-            f"{path}: missing {', '.join(missing)}; Gait3D's split lists TRAIN_SET and TEST_SET subjects and "
-            "the PROBE_SET sequences (the Gait3D evaluation needs PROBE_SET)"
-        )
-    return {k: split[k] for k in SPLIT_KEYS if k in split}
+    return split
 
 
 def split_errors(split: Dict[str, List[str]]) -> List[str]:
@@ -182,17 +214,19 @@ def split_notes(split: Dict[str, List[str]], root: str | Path) -> List[str]:
         if absent:
             notes.append(f"{len(absent)} of {len(split[key])} {key} subjects were not converted "
                          f"(e.g. {absent[:3]}); the loader skips them with a warning")
-    probed = set()
-    absent_probes = []
-    for entry in split.get("PROBE_SET", []):
-        parts = entry.split("-")
-        probed.add(parts[0])
-        # camid<c>_videoid<v> has no '-': the subject is the first part, the view the last
-        if not (root / parts[0] / "-".join(parts[1:-1]) / parts[-1]).is_dir():
-            absent_probes.append(entry)
+    probes = split.get("PROBE_SET", [])
+    absent_probes = [entry for entry in probes if not _probe_dir(root, entry).is_dir()]
     if absent_probes:
         notes.append(f"{len(absent_probes)} PROBE_SET sequences were not converted (e.g. {absent_probes[:3]})")
+    probed = {entry.split("-")[0] for entry in probes}
     unprobed = [s for s in split["TEST_SET"] if s not in probed and s in on_disk]
     if unprobed:
         notes.append(f"{len(unprobed)} converted test subjects have no PROBE_SET sequence (e.g. {unprobed[:3]})")
     return notes
+
+
+def _probe_dir(root: Path, entry: str) -> Path:
+    """The folder of a ``<id>-camid<c>_videoid<v>-<seq>`` probe: ``camid<c>_videoid<v>`` holds
+    no ``-``, so the subject is the first part and the sequence the last."""
+    parts = entry.split("-")
+    return root / parts[0] / "-".join(parts[1:-1]) / parts[-1]

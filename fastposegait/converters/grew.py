@@ -101,22 +101,38 @@ def convert_gallery_subject(
             path = str(out_subject / existing[seq] / seq / f"{seq}.pkl")
             results.append(SequenceResult(name=f"{subject}/{existing[seq]}/{seq}", status=EXISTS, output=path))
             continue
-        result = SequenceResult(name=f"{subject}/??/{seq}", status=EMPTY)
-        frames = read_frames(os.path.join(subject_dir, seq), result, on_error)
-        if frames:
-            k += 1
-            type_ = f"{k:02d}"
-            path = out_subject / type_ / seq / f"{seq}.pkl"
-            if overwrite:  # the same sequence numbered differently by an earlier run
-                for other in iter_dirs(out_subject) if out_subject.is_dir() else []:
-                    stale = out_subject / other / seq / f"{seq}.pkl"
-                    if other != type_ and stale.is_file():
-                        stale.unlink()
-            write_sequence(path, frames)
-            result.name, result.status, result.output, result.frames_written = (
-                f"{subject}/{type_}/{seq}", WRITTEN, str(path), len(frames))
+        result = _convert_gallery_sequence(subject_dir, out_subject, seq, k + 1, overwrite, on_error)
+        k += result.status == WRITTEN
         results.append(result)
     return results
+
+
+def _convert_gallery_sequence(
+    subject_dir: str, out_subject: Path, seq: str, number: int, overwrite: bool, on_error: str
+) -> SequenceResult:
+    """Convert one gallery sequence as the subject's ``number``-th (type ``%02d``); a sequence
+    without any usable frame is not written and takes no number."""
+    result = SequenceResult(name=f"{out_subject.name}/??/{seq}", status=EMPTY)
+    frames = read_frames(os.path.join(subject_dir, seq), result, on_error)
+    if not frames:
+        return result
+    type_ = f"{number:02d}"
+    path = out_subject / type_ / seq / f"{seq}.pkl"
+    if overwrite:
+        _remove_renumbered(out_subject, seq, type_)
+    write_sequence(path, frames)
+    result.name, result.status, result.output, result.frames_written = (
+        f"{out_subject.name}/{type_}/{seq}", WRITTEN, str(path), len(frames))
+    return result
+
+
+def _remove_renumbered(out_subject: Path, seq: str, type_: str) -> None:
+    """Delete ``seq``'s pickle under any type other than ``type_``: an earlier run may have
+    numbered it differently, and the subject must not hold the sequence twice."""
+    for other in iter_dirs(out_subject) if out_subject.is_dir() else []:
+        stale = out_subject / other / seq / f"{seq}.pkl"
+        if other != type_ and stale.is_file():
+            stale.unlink()
 
 
 def resolve_splits(input_path: str | Path, split: str = "auto") -> List[Tuple[str, Path]]:
@@ -133,12 +149,7 @@ def resolve_splits(input_path: str | Path, split: str = "auto") -> List[Tuple[st
         return [(split, path)]
     if path.name in SPLITS:
         return [(path.name, path)]
-    found = []
-    for name, sub in (("train", path / "train"), ("gallery", path / "test" / "gallery"),
-                      ("probe", path / "test" / "probe"), ("gallery", path / "gallery"),
-                      ("probe", path / "probe")):
-        if sub.is_dir() and name not in [n for n, _ in found]:
-            found.append((name, sub))
+    found = _splits_inside(path)
     if not found:
         raise ConversionError(
             f"{path}: cannot tell which GREW split this is; pass the dataset root (holding train/ and "
@@ -147,29 +158,55 @@ def resolve_splits(input_path: str | Path, split: str = "auto") -> List[Tuple[st
     return found
 
 
+def _splits_inside(path: Path) -> List[Tuple[str, Path]]:
+    """The split folders under a dataset root (``train``, ``test/gallery``, ``test/probe``) or
+    its ``test`` folder (``gallery``, ``probe``), the first found of each split."""
+    found: List[Tuple[str, Path]] = []
+    for name, sub in (("train", path / "train"), ("gallery", path / "test" / "gallery"),
+                      ("probe", path / "test" / "probe"), ("gallery", path / "gallery"),
+                      ("probe", path / "probe")):
+        if sub.is_dir() and name not in [n for n, _ in found]:
+            found.append((name, sub))
+    return found
+
+
+def _sequence_task(seq_dir: Path, out: Path, subject: str, type_: str) -> Task:
+    """The task converting one train or probe sequence folder to ``<subject>/<type>/<seq>``."""
+    name = f"{subject}/{type_}/{seq_dir.name}"
+    dst = str(out / name / f"{seq_dir.name}.pkl")
+    return Task(name, convert_sequence, (str(seq_dir), dst, name), outputs=(dst,))
+
+
+def _train_tasks(folder: Path, out: Path, overwrite: bool) -> List[Task]:
+    """One task per training sequence, to ``<id>train/00/<seq>``."""
+    return [_sequence_task(folder / subject / seq, out, f"{subject}train", TRAIN_TYPE)
+            for subject in iter_dirs(folder) for seq in iter_dirs(folder / subject)]
+
+
+def _gallery_tasks(folder: Path, out: Path, overwrite: bool) -> List[Task]:
+    """One task per gallery subject: its sequences' types (``01``, ``02``, ...) depend on each
+    other, so they convert together (and resume by themselves: no declared outputs)."""
+    return [Task(f"{subject} (gallery)", convert_gallery_subject, (str(folder / subject), str(out), subject, overwrite),
+                 sequences=len(iter_dirs(folder / subject)))
+            for subject in iter_dirs(folder)]
+
+
+def _probe_tasks(folder: Path, out: Path, overwrite: bool) -> List[Task]:
+    """One task per probe sequence, to ``probe/03/<seq>``."""
+    return [_sequence_task(folder / seq, out, PROBE_SUBJECT, PROBE_TYPE) for seq in iter_dirs(folder)]
+
+
+# How each split is planned, by the names :func:`resolve_splits` returns.
+_SPLIT_PLANNERS = {"train": _train_tasks, "gallery": _gallery_tasks, "probe": _probe_tasks}
+
+
 def plan(input_path: str | Path, output_root: str | Path, split: str = "auto",
          overwrite: bool = False) -> List[Task]:
     """The tasks converting one or all GREW splits into ``output_root``."""
     out = Path(output_root)
     tasks: List[Task] = []
     for name, folder in resolve_splits(input_path, split):
-        if name == "train":
-            for subject in iter_dirs(folder):
-                for seq in iter_dirs(folder / subject):
-                    dst = str(out / f"{subject}train" / TRAIN_TYPE / seq / f"{seq}.pkl")
-                    tasks.append(Task(f"{subject}train/{TRAIN_TYPE}/{seq}", convert_sequence,
-                                      (str(folder / subject / seq), dst, f"{subject}train/{TRAIN_TYPE}/{seq}"),
-                                      outputs=(dst,)))
-        elif name == "gallery":
-            for subject in iter_dirs(folder):
-                count = len(iter_dirs(folder / subject))
-                tasks.append(Task(f"{subject} (gallery)", convert_gallery_subject,
-                                  (str(folder / subject), str(out), subject, overwrite), sequences=count))
-        else:
-            for seq in iter_dirs(folder):
-                dst = str(out / PROBE_SUBJECT / PROBE_TYPE / seq / f"{seq}.pkl")
-                tasks.append(Task(f"{PROBE_SUBJECT}/{PROBE_TYPE}/{seq}", convert_sequence,
-                                  (str(folder / seq), dst, f"{PROBE_SUBJECT}/{PROBE_TYPE}/{seq}"), outputs=(dst,)))
+        tasks.extend(_SPLIT_PLANNERS[name](folder, out, overwrite))
     if not tasks:
         raise ConversionError(f"{input_path}: no GREW sequence folders found")
     return tasks

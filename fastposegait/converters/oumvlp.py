@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -83,6 +83,7 @@ def split_folder_name(name: str) -> Optional[Tuple[str, str]]:
 
 
 def _silhouette_dir(root: str, subject: str, type_: str, view: str) -> Optional[str]:
+    """The sequence's silhouette folder in either accepted layout, or None when it has none."""
     for candidate in (os.path.join(root, subject, type_, view),
                       os.path.join(root, f"Silhouette_{view}-{type_}", subject)):
         if os.path.isdir(candidate):
@@ -97,58 +98,89 @@ def _choose(
     opts: OumvlpOptions,
     result: SequenceResult,
 ) -> List[int]:
-    """Person index per kept frame, recording the method and the number of crowded frames."""
+    """Person index per kept frame, recording the method and the number of crowded frames.
+
+    ``first`` takes person 0 everywhere; otherwise the selection index when ``auto`` and the
+    sequence has one, else tracking, corrected by the silhouettes (``auto``) where they exist.
+    """
     crowded = [t for t, f in enumerate(frames) if f.shape[0] > 1]
     result.choices = len(crowded)
     if opts.selection == "first":
         result.selection = "first"
         return [0] * len(frames)
-    subject, type_, view = ids
-    if opts.selection == "auto" and opts.index_root:
-        index_path = os.path.join(opts.index_root, subject, type_, view, INDEX_FILE)
-        if os.path.isfile(index_path):
-            index = load_selection_index(index_path)
-            result.selection = "index"
-            choice = []
-            for f, n in zip(frames, numbers):
-                k = index.get(n, 0) if f.shape[0] > 1 else 0
-                if not 0 <= k < f.shape[0]:
-                    raise RawFileError(
-                        f"{index_path}: frame {n:04d} selects person {k} but the frame has {f.shape[0]} people; "
-                        "the index does not match these pose files (AlphaPose vs OpenPose release?)"
-                    )
-                choice.append(k)
-            return choice
+    index_path = _selection_index_path(opts, ids)
+    if index_path is not None:
+        result.selection = "index"
+        return _index_choice(index_path, frames, numbers)
     choice = track_walker(frames)
     result.selection = "tracking"
-    if opts.selection == "auto" and opts.silhouette_root and crowded:
-        sil_dir = _silhouette_dir(opts.silhouette_root, subject, type_, view)
-        if sil_dir is not None:
-            images: Dict[int, str] = {}
-            for name in iter_files(sil_dir, ".png"):
-                n = frame_number(name, FRAME_DIGITS)
-                if n is not None:
-                    images.setdefault(n, os.path.join(sil_dir, name))
-            used = 0
-            for t in crowded:
-                if numbers[t] in images:
-                    choice[t] = silhouette_choice(frames[t], read_silhouette(images[numbers[t]]))
-                    used += 1
-            if used:
-                result.selection = "silhouette" if used == len(crowded) else "silhouette+tracking"
+    sil_dir = _silhouette_dir(opts.silhouette_root, *ids) if _use_silhouettes(opts, crowded) else None
+    if sil_dir is not None:
+        used = _apply_silhouettes(choice, frames, numbers, crowded, sil_dir)
+        if used:
+            result.selection = "silhouette" if used == len(crowded) else "silhouette+tracking"
     return choice
 
 
-def convert_sequence(
-    seq_dir: str,
-    out_path: str,
-    ids: Tuple[str, str, str],
-    opts: OumvlpOptions,
-    on_error: str = "skip",
-) -> List[SequenceResult]:
-    """Convert one ``<subject>/<view>_<type>`` folder of JSON frames into ``out_path``."""
+def _selection_index_path(opts: OumvlpOptions, ids: Tuple[str, str, str]) -> Optional[str]:
+    """The sequence's ``pose_selection_idx.pkl`` under ``auto`` selection, if the index tree has
+    one (a sequence without it falls back to tracking)."""
+    if opts.selection != "auto" or not opts.index_root:
+        return None
     subject, type_, view = ids
-    result = SequenceResult(name=f"{subject}/{type_}/{view}", status=EMPTY)
+    path = os.path.join(opts.index_root, subject, type_, view, INDEX_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def _index_choice(index_path: str, frames: List[np.ndarray], numbers: List[int]) -> List[int]:
+    """Person per frame from OpenGait's selection index: its entry in crowded frames (0 without
+    one, as OpenGait), 0 in single-person frames. An entry beyond the frame's people means the
+    index belongs to other pose files, which is refused rather than guessed."""
+    index = load_selection_index(index_path)
+    choice = []
+    for f, n in zip(frames, numbers):
+        k = index.get(n, 0) if f.shape[0] > 1 else 0
+        if not 0 <= k < f.shape[0]:
+            raise RawFileError(
+                f"{index_path}: frame {n:04d} selects person {k} but the frame has {f.shape[0]} people; "
+                "the index does not match these pose files (AlphaPose vs OpenPose release?)"
+            )
+        choice.append(k)
+    return choice
+
+
+def _use_silhouettes(opts: OumvlpOptions, crowded: List[int]) -> bool:
+    """Silhouettes are read only under ``auto``, when given, and for a sequence with a crowded frame."""
+    return opts.selection == "auto" and bool(opts.silhouette_root) and bool(crowded)
+
+
+def _silhouette_images(sil_dir: str) -> Dict[int, str]:
+    """Frame number -> silhouette PNG of one sequence (the first file of each number)."""
+    images: Dict[int, str] = {}
+    for name in iter_files(sil_dir, ".png"):
+        n = frame_number(name, FRAME_DIGITS)
+        if n is not None:
+            images.setdefault(n, os.path.join(sil_dir, name))
+    return images
+
+
+def _apply_silhouettes(
+    choice: List[int], frames: List[np.ndarray], numbers: List[int], crowded: List[int], sil_dir: str
+) -> int:
+    """Replace the tracked choice of each crowded frame that has a silhouette with the
+    silhouette's choice (in place); returns how many frames it decided."""
+    images = _silhouette_images(sil_dir)
+    used = 0
+    for t in crowded:
+        if numbers[t] in images:
+            choice[t] = silhouette_choice(frames[t], read_silhouette(images[numbers[t]]))
+            used += 1
+    return used
+
+
+def _numbered_frame_files(seq_dir: str, result: SequenceResult) -> List[Tuple[int, str]]:
+    """(frame number, file name) of the sequence's JSON files in frame order; a file without a
+    frame number cannot be placed in time and is dropped with a note."""
     entries = []
     for name in iter_files(seq_dir, ".json"):
         n = frame_number(name, FRAME_DIGITS)
@@ -157,7 +189,14 @@ def convert_sequence(
             result.problems.append(f"{os.path.join(seq_dir, name)}: no frame number in the file name; ignored")
             continue
         entries.append((n, name))
-    entries.sort()
+    return sorted(entries)
+
+
+def _read_frames(
+    seq_dir: str, entries: List[Tuple[int, str]], result: SequenceResult, on_error: str
+) -> Tuple[List[np.ndarray], List[int]]:
+    """The detections ``[P, 18, 3]`` of each frame with somebody in it, and those frames'
+    numbers; empty frames are dropped, malformed files handled by the error policy."""
     frames: List[np.ndarray] = []
     numbers: List[int] = []
     for n, name in entries:
@@ -175,6 +214,21 @@ def convert_sequence(
             continue
         frames.append(people)
         numbers.append(n)
+    return frames, numbers
+
+
+def convert_sequence(
+    seq_dir: str,
+    out_path: str,
+    ids: Tuple[str, str, str],
+    opts: OumvlpOptions,
+    on_error: str = "skip",
+) -> List[SequenceResult]:
+    """Convert one ``<subject>/<view>_<type>`` folder of JSON frames into ``out_path``."""
+    subject, type_, view = ids
+    result = SequenceResult(name=f"{subject}/{type_}/{view}", status=EMPTY)
+    entries = _numbered_frame_files(seq_dir, result)
+    frames, numbers = _read_frames(seq_dir, entries, result, on_error)
     if not frames:
         if not entries:
             result.problems.append(f"{seq_dir}: no *.json frame files; nothing written")
@@ -188,28 +242,39 @@ def convert_sequence(
     return [result]
 
 
-def plan(input_root: str | Path, output_root: str | Path, opts: OumvlpOptions) -> Tuple[List[Task], List[str]]:
-    """The tasks of a raw OUMVLP-Pose tree, plus notes about folders that were not understood."""
-    root = require_dir(input_root, "OUMVLP-Pose input folder")
+def _check_options(opts: OumvlpOptions) -> None:
+    """Refuse an unknown selection method or a missing side-information folder before planning."""
     if opts.selection not in SELECTION_CHOICES:
         raise ConversionError(f"--selection must be one of {SELECTION_CHOICES}, got {opts.selection!r}")
     for what, path in (("--selection-index", opts.index_root), ("--silhouettes", opts.silhouette_root)):
         if path is not None:
             require_dir(path, what)
-    out = Path(output_root)
+
+
+def _sequence_task(root: Path, out: Path, subject: str, folder: str, opts: OumvlpOptions) -> Optional[Task]:
+    """The task of one raw ``<subject>/<view>_<type>`` folder; None for a folder not so named."""
+    parts = split_folder_name(folder)
+    if parts is None:
+        return None
+    view, type_ = parts
+    out_path = str(out / subject / type_ / view / f"{view}.pkl")
+    return Task(f"{subject}/{type_}/{view}", convert_sequence,
+                (str(root / subject / folder), out_path, (subject, type_, view), opts), outputs=(out_path,))
+
+
+def plan(input_root: str | Path, output_root: str | Path, opts: OumvlpOptions) -> Tuple[List[Task], List[str]]:
+    """The tasks of a raw OUMVLP-Pose tree, plus notes about folders that were not understood."""
+    root = require_dir(input_root, "OUMVLP-Pose input folder")
+    _check_options(opts)
     tasks: List[Task] = []
     notes: List[str] = []
     for subject in iter_dirs(root):
         for folder in iter_dirs(root / subject):
-            parts = split_folder_name(folder)
-            if parts is None:
+            task = _sequence_task(root, Path(output_root), subject, folder, opts)
+            if task is None:
                 notes.append(f"ignored {root / subject / folder}: not a <view>_<type> folder (e.g. 000_00)")
-                continue
-            view, type_ = parts
-            out_path = str(out / subject / type_ / view / f"{view}.pkl")
-            tasks.append(Task(f"{subject}/{type_}/{view}", convert_sequence,
-                              (str(root / subject / folder), out_path, (subject, type_, view), opts),
-                              outputs=(out_path,)))
+            else:
+                tasks.append(task)
     if not tasks:
         raise ConversionError(
             f"{root}: no <subject>/<view>_<type>/ folders found; --input must be the folder holding the "
@@ -244,6 +309,15 @@ def convert_18_to_17(in_path: str, out_path: str, name: str, on_error: str = "sk
     return [result]
 
 
+def _sequence_pickles(root: Path) -> Iterator[Tuple[str, str, str, str]]:
+    """``(subject, type, view, file name)`` of every ``<subject>/<type>/<view>/*.pkl``, sorted."""
+    for subject in iter_dirs(root):
+        for type_ in iter_dirs(root / subject):
+            for view in iter_dirs(root / subject / type_):
+                for name in iter_files(root / subject / type_ / view, ".pkl"):
+                    yield subject, type_, view, name
+
+
 def plan_18_to_17(input_root: str | Path, output_root: str | Path) -> List[Task]:
     """One task per ``<subject>/<type>/<view>/*.pkl`` of an 18-joint tree."""
     root = require_dir(input_root, "18-joint dataset root")
@@ -251,14 +325,10 @@ def plan_18_to_17(input_root: str | Path, output_root: str | Path) -> List[Task]
     if out.resolve() == root.resolve():
         raise ConversionError("--output must differ from --input (the 18-joint files are kept)")
     tasks = []
-    for subject in iter_dirs(root):
-        for type_ in iter_dirs(root / subject):
-            for view in iter_dirs(root / subject / type_):
-                for name in iter_files(root / subject / type_ / view, ".pkl"):
-                    src = root / subject / type_ / view / name
-                    dst = str(out / subject / type_ / view / name)
-                    tasks.append(Task(f"{subject}/{type_}/{view}", convert_18_to_17,
-                                      (str(src), dst, f"{subject}/{type_}/{view}"), outputs=(dst,)))
+    for subject, type_, view, name in _sequence_pickles(root):
+        key = f"{subject}/{type_}/{view}"
+        dst = str(out / key / name)
+        tasks.append(Task(key, convert_18_to_17, (str(root / key / name), dst, key), outputs=(dst,)))
     if not tasks:
         raise ConversionError(f"{root}: no <subject>/<type>/<view>/*.pkl files found")
     return tasks
