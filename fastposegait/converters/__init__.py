@@ -8,6 +8,9 @@ One command line for all of it, ``python -m fastposegait.converters <command>`` 
 * :mod:`.selection` — choosing the walker among several detected people;
 * :mod:`.oumvlp`, :mod:`.grew`, :mod:`.gait3d`, :mod:`.casiab`, :mod:`.custom` — one per source;
 * :mod:`.partitions` — the benchmark partition rules; :mod:`.validate` — the dataset checker.
+
+The errors (:class:`ConversionError`, :class:`RawFileError`) live in :mod:`fastposegait.errors`
+and are re-exported here.
 """
 from ..errors import ConversionError, RawFileError
 from .tasks import ConversionSummary, SequenceResult, run_tasks

@@ -60,6 +60,7 @@ class VideoSpec:
 
     @property
     def key(self) -> str:
+        """``subject/type/view``: the output folder, unique per video."""
         return f"{self.subject}/{self.type}/{self.view}"
 
 

@@ -38,11 +38,13 @@ def frame_number(name: str, digits: Optional[int] = None) -> Optional[int]:
 
 
 def read_text(path: str | Path) -> str:
+    """The file's UTF-8 text; unreadable or undecodable is a RawFileError naming the file."""
     try:
         with open(path, "r", encoding="utf-8") as f:
             return f.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise RawFileError(f"{path}: cannot read the file ({type(exc).__name__}: {exc}); check it or delete it") from None
+        raise RawFileError(f"{path}: cannot read the file ({type(exc).__name__}: {exc}); "
+                           "check it or delete it") from None
 
 
 def read_number_line(path: str | Path, leading: int, joints: int, source: str) -> np.ndarray:
@@ -54,7 +56,8 @@ def read_number_line(path: str | Path, leading: int, joints: int, source: str) -
     text = read_text(path).strip()
     expected = leading + 3 * joints
     if not text:
-        raise RawFileError(f"{path}: empty file; a {source} file holds {expected} numbers — re-export it or delete it")
+        raise RawFileError(f"{path}: empty file; a {source} file holds {expected} numbers — "
+                           "re-export it or delete it")
     fields = text.replace(",", " ").split()  # commas and/or whitespace (2x faster than a regex)
     if len(fields) != expected:
         raise RawFileError(

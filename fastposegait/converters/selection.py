@@ -23,6 +23,7 @@ from ..errors import PoseFileError, RawFileError
 
 
 def _mean_confidence(people: np.ndarray) -> np.ndarray:
+    """Mean joint confidence of each person ``[..., V, 3] -> [...]``."""
     return people[..., 2].mean(axis=-1)
 
 

@@ -358,6 +358,7 @@ class _ChunkFeeder:
     """
 
     def __init__(self, pool: ProcessPoolExecutor, run: _Run, chunks: Iterator[List[int]]):
+        """Feed ``chunks`` (lists of task indices) to ``pool``, recording into ``run``."""
         self.pool, self.run, self.chunks = pool, run, chunks
         self.pending: Dict[Future, List[int]] = {}
 

@@ -41,6 +41,7 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
+        """``LEVEL path: message``, one line."""
         return f"{self.level.upper()} {self.path}: {self.message}"
 
 
@@ -60,35 +61,43 @@ class ValidationReport:
 
     @property
     def errors(self) -> List[Issue]:
+        """The issues that make training fail."""
         return [i for i in self.issues if i.level == ERROR]
 
     @property
     def warnings(self) -> List[Issue]:
+        """The issues worth a look that do not stop training."""
         return [i for i in self.issues if i.level == WARNING]
 
     @property
     def ok(self) -> bool:
+        """True when the loader will accept the dataset (no error)."""
         return not self.errors
 
     def add(self, level: str, path: str | Path, message: str) -> None:
+        """Record one issue."""
         self.issues.append(Issue(level, str(path), message))
 
     def format(self, limit: int = 50) -> str:
+        """The errors, then the warnings (at most ``limit`` of each), the totals and the verdict."""
         lines = []
         for kind in (self.errors, self.warnings):
             lines.extend(str(i) for i in kind[:limit])
             if len(kind) > limit:
                 lines.append(f"... {len(kind) - limit} more {kind[0].level}s (see --report)")
-        joints = ", ".join(f"V={v}: {n}" for v, n in sorted(self.joints.items())) or "none"
-        dtypes = ", ".join(f"{d}: {n}" for d, n in sorted(self.dtypes.items())) or "none"
-        lengths = f"{self.min_length}..{self.max_length}" if self.min_length is not None else "-"
-        lines.append(
-            f"{self.root}: {self.sequences} sequences, {self.pickles} pickles, {self.frames} frames "
-            f"(T {lengths}; joints {joints}; dtype {dtypes}): {len(self.errors)} errors, {len(self.warnings)} warnings"
-        )
+        lines.append(self._totals_line())
         lines.append("OK: the loader will accept this dataset" if self.ok else
                      "NOT OK: fix the errors above before training")
         return "\n".join(lines)
+
+    def _totals_line(self) -> str:
+        """Sequences, pickles, frames, the length range, joint counts, dtypes and issue counts."""
+        joints = ", ".join(f"V={v}: {n}" for v, n in sorted(self.joints.items())) or "none"
+        dtypes = ", ".join(f"{d}: {n}" for d, n in sorted(self.dtypes.items())) or "none"
+        lengths = f"{self.min_length}..{self.max_length}" if self.min_length is not None else "-"
+        return (f"{self.root}: {self.sequences} sequences, {self.pickles} pickles, {self.frames} frames "
+                f"(T {lengths}; joints {joints}; dtype {dtypes}): {len(self.errors)} errors, "
+                f"{len(self.warnings)} warnings")
 
 
 PickleMeta = Tuple[int, int, int, str]  # frames, joints, channels, dtype
@@ -113,6 +122,7 @@ def _without_path(message: str, path: str | Path) -> str:
 
 
 def _is_temp(name: str) -> bool:
+    """A hidden ``.tmp`` file: what an interrupted atomic write leaves behind."""
     return name.startswith(".") and name.endswith(".tmp")
 
 
