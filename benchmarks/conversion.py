@@ -143,7 +143,8 @@ def time_conversion(work: Path, name: str, sequences: int, workers: int, rep: in
     report.unlink()
     return {"dataset": name, "workers": workers, "fsync": fsync, "run": rep + 1, "sequences": sequences,
             "written": summary["written"], "exists": summary["exists"], "empty": summary["empty"],
-            "converter_s": summary["seconds"], "converter_sequences_per_s": _rate(summary["written"], summary["seconds"]),
+            "converter_s": summary["seconds"],
+            "converter_sequences_per_s": _rate(summary["written"], summary["seconds"]),
             "wall_s": wall, "end_to_end_sequences_per_s": _rate(sequences, wall),
             "cpu_ms_per_sequence": 1000 * cpu / sequences, "load_average": os.getloadavg()[0]}
 
@@ -172,7 +173,8 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def markdown_table(summary: Sequence[Dict[str, Any]]) -> str:
     """The per-setting ranges as a markdown table (the form of docs/process_dataset.md's "Speed")."""
-    lines = ["| raw tree | `--workers` | mode | runs | sequences/s converted | sequences/s end to end | CPU ms/sequence |",
+    lines = ["| raw tree | `--workers` | mode | runs | sequences/s converted | sequences/s end to end "
+             "| CPU ms/sequence |",
              "|---|---|---|---|---|---|---|"]
     for s in summary:
         ranges = [f"{s[key][0]:.1f}–{s[key][1]:.1f}" for key in _RANGED]
