@@ -1,4 +1,4 @@
-"""Brute-force reference implementations of the evaluation spec (§5.2–§5.4), for the tests.
+"""Brute-force reference implementations of the distances, metrics and protocols, for the tests.
 
 Deliberately naive: plain Python loops over probes, views and parts, float64 NumPy, and a
 stable per-probe sort (ties: lower gallery index first). Shares no code with the package.
@@ -9,7 +9,8 @@ import numpy as np
 
 
 def distance(x, y, metric):
-    """D[i, j] per §5.2 with explicit loops over probes, gallery entries and parts."""
+    """D[i, j] (docs/upstream_differences.md, "Distance precision") with explicit loops over probes,
+    gallery entries and parts."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n, _, parts = x.shape
@@ -56,7 +57,8 @@ def acc_map(dist, pl, gl, pv=None, gv=None, rank=1):
 
 
 def cmc_ap_inp(dist, pl, gl, max_rank=50, pv=None, gv=None):
-    """evaluate_rank (no views) / evaluate_many (views = cameras) with padded rows (Q23)."""
+    """evaluate_rank (no views) / evaluate_many (views = cameras) with padded rows
+    (docs/upstream_differences.md, "CCPG protocol and ragged CMC")."""
     max_rank = min(max_rank, len(gl))
     rows, aps, inps, sizes = [], [], [], []
     for i in range(len(pl)):

@@ -5,7 +5,7 @@ import torch
 import eval_reference as ref
 from fastposegait.evaluation import compute_distance, iter_distance_chunks
 
-# §5.2 worked example: C = 2, P = 2, feature[i, c, p]
+# Worked distance example: C = 2, P = 2, feature[i, c, p]
 X = torch.tensor([[[3.0, 0.0], [4.0, 1.0]], [[1.0, 1.0], [0.0, 1.0]]])
 Y = torch.tensor([[[0.0, 2.0], [0.0, 0.0]], [[3.0, 1.0], [0.0, 0.0]]])
 

@@ -22,7 +22,7 @@ P = "scalar/test_accuracy/"
 
 
 def e3_set(subjects, types, views):
-    """§5.5 E3 features, generated in listing order (subject-major, then types, then views)."""
+    """Worked example E3 features, generated in listing order (subject-major, then types, then views)."""
     feats, labels, typs, vies = [], [], [], []
     i = 0
     for s, subject in enumerate(subjects):

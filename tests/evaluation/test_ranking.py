@@ -3,21 +3,19 @@ import pytest
 import torch
 
 import eval_reference as ref
-from fastposegait.evaluation import (
-    GalleryIndex,
+from fastposegait.evaluation import GalleryIndex, nearest_in_slices, smallest_k_stable
+from fastposegait.evaluation.ranking import encode
+from ranking_helpers import (
     cmc_map_minp,
     cmc_map_minp_cross_camera,
-    nearest_in_slices,
     rank_accuracy_and_map,
     rank_block,
     rank_distances,
-    smallest_k_stable,
 )
-from fastposegait.evaluation.ranking import encode
 
 pytestmark = pytest.mark.usefixtures("rank_path")
 
-# §5.5 E1: 4 probes x 5 gallery
+# Worked example E1 (values from the original's metric functions): 4 probes x 5 gallery
 E1 = np.array(
     [
         [0.2, 0.9, 0.1, 0.8, 0.5],
