@@ -25,12 +25,12 @@ def main(out: Path = Path(__file__).with_name("synthetic_walks.png"), frames: in
     rows = []
     for subject in subjects:
         for azimuth in (0.0, 90.0, 180.0):
-            camera = synthetic.camera_at_azimuth(azimuth, **synthetic._CASIA_B_RIG)
+            camera = synthetic.CASIA_B_RIG.camera(azimuth)
             condition = synthetic.sample_condition("nm", subject, rng)
             rows.append(synthetic.simulate_walk(subject, condition, camera, frames, rng))
     for kind in ("bg", "cl"):
         condition = synthetic.sample_condition(kind, subjects[0], rng)
-        rows.append(synthetic.simulate_walk(subjects[0], condition, synthetic.camera_at_azimuth(90.0, **synthetic._CASIA_B_RIG), frames, rng))
+        rows.append(synthetic.simulate_walk(subjects[0], condition, synthetic.CASIA_B_RIG.camera(90.0), frames, rng))
     image = render_poses(torch.from_numpy(np.stack(rows)))
     write_png(image, str(out))
     return out

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fastposegait.data import synthetic as syn
+from fastposegait.data.io import atomic_write
 from fastposegait.data.skeleton import COCO, OPENPOSE, openpose_to_coco
 
 # COCO indices used below
@@ -231,6 +232,42 @@ def test_same_seed_same_bytes_any_worker_count(tmp_path):
     assert tree_a.keys() == tree_c.keys()
     pkls = [k for k in tree_a if k.endswith(".pkl")]
     assert all(tree_a[k] != tree_c[k] for k in pkls)
+
+
+def test_generated_numbers_are_pinned(tmp_path):
+    """Exact values at fixed seeds, recorded from the generator (numpy's Generator streams are
+    stable for a given bit generator): a change of the draws, of their order or of the
+    arithmetic, which would change every generated dataset, fails here."""
+    subject = syn.sample_subject(np.random.default_rng(2024))
+    np.testing.assert_allclose([subject.height_m, subject.cadence_spm],
+                               [1.7267248026436248, 108.24598075410913], rtol=1e-12)
+    condition = syn.sample_condition("bg", subject, np.random.default_rng(1))
+    variation = syn.sample_variation(np.random.default_rng(2))
+    points = syn.walk_3d(subject, condition, variation, np.arange(5) / 25.0)
+    np.testing.assert_allclose(points[4, L_ANK], [0.02190572015596671, 0.3380307253465873, 0.0645284378114015],
+                               rtol=1e-12)
+    np.testing.assert_allclose(points[0, 0], [-0.09831438103565804, 0.18081938833497485, 1.539973370582511],
+                               rtol=1e-12)
+    camera = syn.CASIA_B_RIG.camera(36)
+    assert camera == syn.camera_at_azimuth(36, distance_m=6.5, height_m=1.0, focal_px=330.0, image_size=(320, 240))
+    seq = syn.simulate_walk(subject, condition, camera, 12, np.random.default_rng(7))
+    assert seq.shape == (12, 17, 3) and int((seq[..., 2] == 0).sum()) == 2
+    expected = {
+        (0, 0): [183.87940979003906, 91.03436279296875, 0.9934622645378113],
+        (5, L_HIP): [182.3848419189453, 121.1423568725586, 0.8842876553535461],
+        (11, R_ANK): [173.62074279785156, 162.97991943359375, 0.7134341597557068],
+    }
+    for (t, j), values in expected.items():
+        np.testing.assert_array_equal(seq[t, j], np.array(values, dtype=np.float32))
+    # the writer's seeding, window placement and frame filtering
+    summary = syn.generate_casia_b(tmp_path / "c", num_subjects=2, views=["090"], types=["bg-01"],
+                                   frames=(10, 12), seed=21)
+    written = _seq(summary.root, "002", "bg-01", "090")
+    assert written.shape == (11, 17, 3) and summary.num_frames == 21
+    np.testing.assert_array_equal(written[0, L_SHO], np.array([175.42808532714844, 99.88001251220703,
+                                                               0.9151913523674011], dtype=np.float32))
+    np.testing.assert_array_equal(written[10, R_ANK], np.array([140.9598388671875, 167.12110900878906,
+                                                                0.6954653859138489], dtype=np.float32))
 
 
 def test_grew_deterministic_across_workers(tmp_path):
@@ -527,7 +564,8 @@ def test_no_temporary_files_and_atomic_write(tmp_path):
     assert not [p for p in summary.root.rglob("*") if p.name.endswith(".tmp")]
     target = tmp_path / "x.pkl"
     with pytest.raises(TypeError):
-        syn._write_atomic(target, "not bytes")  # fails half-way through the write
+        # the generator's writes (atomic, no fsync), failing half-way through
+        atomic_write(target, lambda f: f.write("not bytes"), fsync=False)
     assert not target.exists() and list(tmp_path.glob("*.tmp")) == [] and list(tmp_path.glob(".*.tmp")) == []
 
 
