@@ -2,15 +2,17 @@
 
 The main command is executed here exactly as written (minus the install step, already done),
 shortened with config overrides and run in a temporary folder. The test command must be the
-one .ci/run executes.
+one .ci/run executes; CI then runs the slow lane.
 """
 import json
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
-from cli_helpers import REPO, run_cli, tiny_overrides
+from cli_helpers import MAIN, REPO, run_cli, tiny_overrides
 
 README = (REPO / "README.md").read_text()
 
@@ -29,6 +31,27 @@ def test_readme_opens_with_exactly_the_two_commands():
     assert tests == "pip install -e '.[test]' && python -m pytest -q"
     ci = (REPO / ".ci" / "run").read_text()
     assert tests in ci
+
+
+def test_ci_runs_the_readme_command_then_the_slow_lane():
+    """The README's command is the fast lane (pyproject's addopts deselect the slow tests);
+    .ci/run runs it, then the slow lane, so CI runs every test."""
+    tests = code_blocks()[1].strip()
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.strip().startswith("#")]
+    assert tests in ci and "python -m pytest -q -m slow" in ci
+    assert ci.index(tests) < ci.index("python -m pytest -q -m slow")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r"""^addopts = "-ra -m 'not slow'"$""", pyproject, flags=re.M)
+
+
+def test_a_fast_lane_test_cannot_launch_training():
+    with pytest.raises(AssertionError, match="not marked @pytest.mark.slow"):
+        subprocess.run([sys.executable, str(MAIN), "--help"], capture_output=True)
+    with pytest.raises(AssertionError, match="launches a training/testing process"):
+        subprocess.run([sys.executable, "benchmarks/test_phase.py", "--help"], cwd=REPO, capture_output=True)
+    ok = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True, check=True)
+    assert ok.stdout == "42\n"  # other processes are fine
 
 
 @pytest.mark.slow

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # trains or tests models in a subprocess
 def test_tiny_test_phase_benchmark(tmp_path):
     out = tmp_path / "tp.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")

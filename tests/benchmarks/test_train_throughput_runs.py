@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # trains or tests models in a subprocess
 def test_tiny_train_throughput_writes_its_json(tmp_path):
     out = tmp_path / "tt.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
