@@ -125,58 +125,75 @@ class PoseDataset:
         cache_dir: Optional[str | Path] = None,
     ) -> None:
         mode = resolve_cache_mode(cache)
-        root = Path(dataset_root)
-        if not root.is_dir():
-            raise DatasetError(
-                f"dataset_root {str(root)!r} does not exist or is not a folder; set data_cfg.dataset_root "
-                "to the folder holding <subject>/<type>/<view>/*.pkl (or generate one: "
-                "python -m fastposegait.data.synthetic casia-b --root DIR)"
-            )
-        self.root = root
+        self.root = _require_root(dataset_root)
         self.partition_path = Path(dataset_partition)
         self.partition = read_partition(self.partition_path)
         self.training = training
         split_key = "TRAIN_SET" if training else "TEST_SET"
         wanted = self.partition[split_key]
-        on_disk = {e.name for e in os.scandir(root) if e.is_dir()}
+        subjects = self._subjects_on_disk(wanted, split_key)
+        self._cache: Optional[List[List[np.ndarray]]] = None
+        self._packed: Optional[PackedCache] = None
+        self._packed_rows: Optional[np.ndarray] = None  # dataset index -> packed-cache record
+        records, mode = self._index(split_key, wanted, subjects, data_in_use, cache_dir, mode)
+        if mode == "memory":
+            self._cache = [self._read(r) for r in _progress(records, "Loading sequences")]
+        self.cache_mode = mode
+        records = self._drop_short(records, frame_threshold, split_key)
+        self._check_lengths(records)
+        self._set_records(records)
+        logger.info("%s split: %d subjects, %d sequences%s", "train" if training else "test",
+                    len(self.label_set), len(records), "" if mode == "none" else f" ({mode} cache)")
+
+    def _subjects_on_disk(self, wanted: List[str], split_key: str) -> List[str]:
+        """The split's subjects that have a folder, in partition order; the others are
+        skipped with a warning (none at all is an error)."""
+        on_disk = {e.name for e in os.scandir(self.root) if e.is_dir()}
         subjects = [s for s in wanted if s in on_disk]
         missing = [s for s in wanted if s not in on_disk]
         if not subjects:
             raise DatasetError(
-                f"{self.partition_path}: none of the {len(wanted)} {split_key} subjects exist under {root} "
+                f"{self.partition_path}: none of the {len(wanted)} {split_key} subjects exist under {self.root} "
                 f"(e.g. {wanted[:3]}); check data_cfg.dataset_root and data_cfg.dataset_partition"
             )
         if missing:
             logger.warning(
                 "%s: %d %s subject(s) are not in %s and are skipped: %s%s",
-                self.partition_path, len(missing), split_key, root,
+                self.partition_path, len(missing), split_key, self.root,
                 ", ".join(missing[:10]), " ..." if len(missing) > 10 else "",
             )
-        self._cache: Optional[List[List[np.ndarray]]] = None
-        self._packed: Optional[PackedCache] = None
-        self._packed_rows: Optional[np.ndarray] = None  # dataset index -> packed-cache record
-        records: Optional[List[SequenceRecord]] = None
+        return subjects
+
+    def _index(self, split_key: str, wanted: List[str], subjects: List[str],
+               data_in_use: Optional[Sequence[bool]], cache_dir: Optional[str | Path],
+               mode: str) -> Tuple[List[SequenceRecord], str]:
+        """The split's records, and the cache mode that could be honoured.
+
+        With the packed cache, an unchanged tree is reopened without listing any folder;
+        otherwise the folders are walked (recording their time stamps for the cache) and the
+        cache is built, or, with nowhere to write it, the mode falls back to ``memory``.
+        """
         if mode == "packed":
-            # cached start without listing any folder, when none changed since the last walk
-            reopened = reopen_packed_cache(root, split_key, wanted, subjects, data_in_use, cache_dir)
+            reopened = reopen_packed_cache(self.root, split_key, wanted, subjects, data_in_use, cache_dir)
             if reopened is not None:
                 self._packed = reopened[0]
-                records = [SequenceRecord(*key) for key in reopened[1]]
-        if records is None:
-            signature = DirSignature() if mode == "packed" else None
-            records = build_index(root, subjects, data_in_use, on_dir=signature.add if signature else None)
-            if not records:
-                raise DatasetError(f"{root}: the {split_key} subjects hold no sequences")
-            if mode == "packed":
-                self._packed = open_packed_cache(root, split_key, wanted, data_in_use, [r.paths for r in records],
-                                                 cache_dir, subjects_on_disk=subjects, signature=signature)
-                if self._packed is None:
-                    mode = "memory"  # nowhere to write it; logged by open_packed_cache
-        if mode == "memory":
-            self._cache = [self._read(r) for r in _progress(records, "Loading sequences")]
-        self.cache_mode = mode
+                return [SequenceRecord(*key) for key in reopened[1]], mode
+        signature = DirSignature() if mode == "packed" else None
+        records = build_index(self.root, subjects, data_in_use, on_dir=signature.add if signature else None)
+        if not records:
+            raise DatasetError(f"{self.root}: the {split_key} subjects hold no sequences")
+        if mode == "packed":
+            self._packed = open_packed_cache(self.root, split_key, wanted, data_in_use, [r.paths for r in records],
+                                             cache_dir, subjects_on_disk=subjects, signature=signature)
+            if self._packed is None:
+                mode = "memory"  # nowhere to write it; logged by open_packed_cache
+        return records, mode
+
+    def _drop_short(self, records: List[SequenceRecord], frame_threshold: int,
+                    split_key: str) -> List[SequenceRecord]:
+        """Keep the sequences with more than ``frame_threshold`` frames (all when it is 0).
+        With the packed cache the frame counts come from its index: no pickle is read."""
         if self._packed is not None:
-            # frame counts come from the cache's index: no pickle is read on a cached start
             lengths = self._packed.lengths
             rows = np.arange(len(records), dtype=np.int64)
             if frame_threshold > 0:
@@ -184,23 +201,28 @@ class PoseDataset:
                 records = [records[i] for i in rows]
             self._packed_rows = rows
         elif frame_threshold > 0:
-            keep = [
-                i for i, r in enumerate(records)
-                if self._length(i, r) > frame_threshold
-            ]
+            keep = [i for i, r in enumerate(records) if self._length(i, r) > frame_threshold]
             records = [records[i] for i in keep]
             if self._cache is not None:
                 self._cache = [self._cache[i] for i in keep]
         if frame_threshold > 0 and not records:
-            raise DatasetError(f"{root}: every {split_key} sequence has <= {frame_threshold} frames "
+            raise DatasetError(f"{self.root}: every {split_key} sequence has <= {frame_threshold} frames "
                                "(data_cfg.frame_threshold); lower the threshold")
+        return records
+
+    def _check_lengths(self, records: List[SequenceRecord]) -> None:
+        """One-frame sequences are an error up front when the frame counts are known
+        (packed or memory cache); without a cache each is checked when it is loaded."""
         if self._packed is not None:
             short = np.flatnonzero(self._packed.lengths[self._packed_rows] < 2)
             if short.size:
                 raise self._one_frame_error(records[int(short[0])])
-        for i, rec in enumerate(records):
-            if self._cache is not None:
-                self._check_length(self._cache[i], rec)
+        if self._cache is not None:
+            for arrays, record in zip(self._cache, records):
+                self._check_length(arrays, record)
+
+    def _set_records(self, records: List[SequenceRecord]) -> None:
+        """The index and the labels: subjects sorted, label = position in that list."""
         self.records: List[SequenceRecord] = records
         self.label_set: List[str] = sorted({r.subject for r in records})
         label_of = {s: i for i, s in enumerate(self.label_set)}
@@ -209,8 +231,6 @@ class PoseDataset:
         order = np.argsort(self.labels, kind="stable")
         counts = np.bincount(self.labels, minlength=len(self.label_set))
         self.indices_by_label: List[np.ndarray] = np.split(order, np.cumsum(counts)[:-1])
-        logger.info("%s split: %d subjects, %d sequences%s", "train" if training else "test",
-                    len(self.label_set), len(records), "" if mode == "none" else f" ({mode} cache)")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -259,6 +279,17 @@ class PoseDataset:
             f"{record.paths[0]}: one-frame sequence; gait needs motion — remove it or set "
             "data_cfg.frame_threshold: 1 to drop such sequences"
         )
+
+
+def _require_root(dataset_root: str | Path) -> Path:
+    root = Path(dataset_root)
+    if not root.is_dir():
+        raise DatasetError(
+            f"dataset_root {str(root)!r} does not exist or is not a folder; set data_cfg.dataset_root "
+            "to the folder holding <subject>/<type>/<view>/*.pkl (or generate one: "
+            "python -m fastposegait.data.synthetic casia-b --root DIR)"
+        )
+    return root
 
 
 def dataset_from_section(data: DataSection, training: bool) -> PoseDataset:

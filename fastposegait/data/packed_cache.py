@@ -80,6 +80,7 @@ import logging
 import mmap
 import os
 import struct
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -296,6 +297,19 @@ class _CorruptCache(Exception):
     """The file is not a complete packed cache of this format (rebuilt by the caller)."""
 
 
+def _index_arrays(buf: mmap.mmap, meta: Dict[str, Any], json_off: int) -> Dict[str, np.ndarray]:
+    """The index arrays named in ``meta``, as views of the mapping (each checked to lie
+    between the data offset and the JSON section)."""
+    arrays = {}
+    for name, (dtype, shape, offset) in meta["arrays"].items():
+        count = int(np.prod(shape, dtype=np.int64))
+        nbytes = count * np.dtype(dtype).itemsize
+        if offset < _DATA_OFFSET or offset + nbytes > json_off:
+            raise ValueError(f"array {name} lies outside the index section")
+        arrays[name] = np.ndarray(tuple(shape), dtype=dtype, buffer=buf, offset=offset)
+    return arrays
+
+
 class PackedCache:
     """A memory-mapped packed cache file: per-sequence read-only arrays and the index.
 
@@ -312,14 +326,32 @@ class PackedCache:
         self._open()
 
     def _open(self) -> None:
+        """Map the file and check it completely, so reading a record can never fail later:
+        header, index arrays, and every array's place inside the data section."""
+        buf, size = self._map()
+        json_off, json_len = self._check_header(buf, size)
+        try:
+            meta = json.loads(bytes(buf[json_off:json_off + json_len]).decode("utf-8"))
+            arrays = _index_arrays(buf, meta, json_off)
+            self._set_index(meta, arrays)
+            self._check_index(arrays, meta, json_off)
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+            raise _CorruptCache(f"unreadable index ({type(exc).__name__}: {exc})") from None
+        self._mmap = buf
+
+    def _map(self) -> Tuple[mmap.mmap, int]:
         try:
             with open(self.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if size < _DATA_OFFSET:
                     raise _CorruptCache(f"{size} bytes, shorter than the header")
-                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size
         except OSError as exc:
             raise _CorruptCache(f"cannot map it ({exc})") from None
+
+    @staticmethod
+    def _check_header(buf: mmap.mmap, size: int) -> Tuple[int, int]:
+        """The index section's offset and length, after checking magic, version and size."""
         magic, version, _reserved, json_off, json_len, file_size = _HEADER.unpack_from(buf, 0)
         if magic != _MAGIC:
             raise _CorruptCache("not a packed cache file (bad magic)")
@@ -327,55 +359,49 @@ class PackedCache:
             raise _CorruptCache(f"format version {version}, this code reads {FORMAT_VERSION}")
         if file_size != size or json_off + json_len != size or json_off < _DATA_OFFSET:
             raise _CorruptCache(f"{size} bytes on disk, the header says {file_size} (truncated?)")
-        try:
-            meta = json.loads(bytes(buf[json_off:json_off + json_len]).decode("utf-8"))
-            arrays = {}
-            for name, (dtype, shape, offset) in meta["arrays"].items():
-                count = int(np.prod(shape, dtype=np.int64))
-                nbytes = count * np.dtype(dtype).itemsize
-                if offset < _DATA_OFFSET or offset + nbytes > json_off:
-                    raise ValueError(f"array {name} lies outside the index section")
-                arrays[name] = np.ndarray(tuple(shape), dtype=dtype, buffer=buf, offset=offset)
-            self.meta: Dict[str, Any] = meta
-            self.build_id: str = meta["build_id"]
-            self._dtypes = [np.dtype(d) for d in meta["dtypes"]]
-            self._file_offset = arrays["file_offset"]
-            self._file_dtype = arrays["file_dtype"]
-            self._file_ndim = arrays["file_ndim"]
-            self._file_shape = arrays["file_shape"]
-            self.file_size = arrays["file_size"]
-            self.file_mtime_ns = arrays["file_mtime_ns"]
-            self.file_ctime_ns = arrays["file_ctime_ns"]
-            self.file_racy = arrays["file_racy"]
-            self.file_digest = arrays["file_digest"]
-            self.record_first_file = arrays["record_first_file"]
-            self.lengths: np.ndarray = arrays["record_length"]
-            self.relpaths_blob: bytes = arrays["relpaths"].tobytes()
-            num_files = len(self._file_offset)
-            if (len(self.record_first_file) != len(self.lengths) + 1
-                    or int(self.record_first_file[-1]) != num_files
-                    or any(len(arrays[k]) != num_files for k in
-                           ("file_dtype", "file_ndim", "file_shape", "file_size", "file_mtime_ns",
-                            "file_ctime_ns", "file_racy", "file_digest"))):
-                raise ValueError("index arrays of inconsistent lengths")
-            if any(d.kind not in "fiub" for d in self._dtypes):
-                raise ValueError("non-numeric dtype in the table")
-            if num_files:
-                # every array must lie inside the data section, so a view can never fail later
-                ndim = self._file_ndim.astype(np.int64)
-                width = self._file_shape.shape[1]
-                if ndim.min() < 0 or ndim.max() > width or self._file_dtype.min() < 0 \
-                        or self._file_dtype.max() >= len(self._dtypes) or self._file_shape.min() < 0:
-                    raise ValueError("shape or dtype entries out of range")
-                dims = np.where(np.arange(width)[None, :] < ndim[:, None], self._file_shape, 1)
-                itemsize = np.array([d.itemsize for d in self._dtypes], dtype=np.int64)[self._file_dtype]
-                end = self._file_offset + dims.prod(axis=1) * itemsize
-                if self._file_offset.min() < _DATA_OFFSET or end.max() > _DATA_OFFSET + int(meta["data_nbytes"]) \
-                        or _DATA_OFFSET + int(meta["data_nbytes"]) > json_off:
-                    raise ValueError("an array lies outside the data section")
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
-            raise _CorruptCache(f"unreadable index ({type(exc).__name__}: {exc})") from None
-        self._mmap = buf
+        return json_off, json_len
+
+    def _set_index(self, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> None:
+        self.meta: Dict[str, Any] = meta
+        self.build_id: str = meta["build_id"]
+        self._dtypes = [np.dtype(d) for d in meta["dtypes"]]
+        self._file_offset = arrays["file_offset"]
+        self._file_dtype = arrays["file_dtype"]
+        self._file_ndim = arrays["file_ndim"]
+        self._file_shape = arrays["file_shape"]
+        self.file_size = arrays["file_size"]
+        self.file_mtime_ns = arrays["file_mtime_ns"]
+        self.file_ctime_ns = arrays["file_ctime_ns"]
+        self.file_racy = arrays["file_racy"]
+        self.file_digest = arrays["file_digest"]
+        self.record_first_file = arrays["record_first_file"]
+        self.lengths: np.ndarray = arrays["record_length"]
+        self.relpaths_blob: bytes = arrays["relpaths"].tobytes()
+
+    def _check_index(self, arrays: Dict[str, np.ndarray], meta: Dict[str, Any], json_off: int) -> None:
+        """Consistent lengths, numeric dtypes, and every array inside the data section."""
+        num_files = len(self._file_offset)
+        if (len(self.record_first_file) != len(self.lengths) + 1
+                or int(self.record_first_file[-1]) != num_files
+                or any(len(arrays[k]) != num_files for k in
+                       ("file_dtype", "file_ndim", "file_shape", "file_size", "file_mtime_ns",
+                        "file_ctime_ns", "file_racy", "file_digest"))):
+            raise ValueError("index arrays of inconsistent lengths")
+        if any(d.kind not in "fiub" for d in self._dtypes):
+            raise ValueError("non-numeric dtype in the table")
+        if not num_files:
+            return
+        ndim = self._file_ndim.astype(np.int64)
+        width = self._file_shape.shape[1]
+        if ndim.min() < 0 or ndim.max() > width or self._file_dtype.min() < 0 \
+                or self._file_dtype.max() >= len(self._dtypes) or self._file_shape.min() < 0:
+            raise ValueError("shape or dtype entries out of range")
+        dims = np.where(np.arange(width)[None, :] < ndim[:, None], self._file_shape, 1)
+        itemsize = np.array([d.itemsize for d in self._dtypes], dtype=np.int64)[self._file_dtype]
+        end = self._file_offset + dims.prod(axis=1) * itemsize
+        data_end = _DATA_OFFSET + int(meta["data_nbytes"])
+        if self._file_offset.min() < _DATA_OFFSET or end.max() > data_end or data_end > json_off:
+            raise ValueError("an array lies outside the data section")
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -603,10 +629,10 @@ def _is_writable(folder: Path) -> bool:
     permission bits say nothing on a read-only mount, nor for root."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe.{os.getpid()}.tmp"
-        with open(probe, "wb"):
-            pass
-        probe.unlink()
+        # a unique name: threads of one process (same pid) probe the same folder at once
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
         return True
     except OSError:
         return False

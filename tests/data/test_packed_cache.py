@@ -494,3 +494,21 @@ def test_index_pointing_outside_the_data_is_rebuilt(tmp_path, caplog, user_cache
         ds = PoseDataset(root, part, training=True)
     assert "an array lies outside the data section" in caplog.text
     assert_same_as_pkl_loader(ds, PoseDataset(root, part, training=True, cache=False))
+
+
+def test_writability_probe_is_safe_from_threads(tmp_path):
+    # threads share a pid: a probe file named after the pid made one thread's unlink fail
+    # while another still used the name, and the folder looked read-only (a second build)
+    folder = tmp_path / "cache"
+    results = []
+
+    def probe():
+        results.extend(packed_cache._is_writable(folder) for _ in range(200))
+
+    threads = [threading.Thread(target=probe) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 1200 and all(results)
+    assert list(folder.iterdir()) == []
