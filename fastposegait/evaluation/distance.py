@@ -2,7 +2,8 @@
 
 Embeddings are ``[N, C, P]``: ``C`` channels for each of ``P`` body parts (``P = 1`` for the
 GaitGraph models, 19 for GPGait). The distance between two sequences is the mean over parts of
-a per-part distance (spec §5.2, upstream ``cuda_dist``):
+a per-part distance, the original's ``cuda_dist`` formulas computed in float32
+(docs/upstream_differences.md, "Distance precision"):
 
 * ``euc``: ``sqrt(relu(|x|² + |y|² − 2 x·y))``;
 * ``cos``: ``1 − x̂·ŷ`` with every part vector scaled to unit L2 norm over ``C`` (norms below
@@ -193,7 +194,7 @@ def compute_distance(
     chunk_size: Optional[int] = None,
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> torch.Tensor:
-    """Distance matrix ``D [n, m]`` between probes ``[n, C, P]`` and gallery ``[m, C, P]`` (spec §5.2).
+    """Distance matrix ``D [n, m]`` between probes ``[n, C, P]`` and gallery ``[m, C, P]``.
 
     Args:
         probe: probe embeddings (ndarray or tensor; a tensor's device is used).
@@ -202,10 +203,10 @@ def compute_distance(
             (1 − mean over parts of the cosine similarity).
         chunk_size: probes per block; ``None`` = automatic (bounded memory). The result does not
             depend on it beyond float rounding of the matmul.
-        dtype: computation dtype (float32 by default, like the spec's compatibility checklist);
-            ``None`` keeps the input dtype.
+        dtype: computation dtype (float32 by default, what the protocols use); ``None`` keeps
+            the input dtype.
 
-    Example (spec §5.2)::
+    Example (C = 2 channels, P = 2 parts)::
 
         >>> x = torch.tensor([[[3., 0.], [4., 1.]], [[1., 1.], [0., 1.]]])   # [2, C=2, P=2]
         >>> y = torch.tensor([[[0., 2.], [0., 0.]], [[3., 1.], [0., 0.]]])

@@ -1,16 +1,19 @@
-"""The benchmark protocols: which sequences are probes and gallery, what is reported (spec §5.4).
+"""The benchmark protocols: which sequences are probes and gallery, what is reported.
 
-Each evaluator is registered in :data:`~fastposegait.registry.EVALUATORS` under its upstream
-name and is called as ``fn(data, dataset, **kw)`` where ``data = {'embeddings': [N, C, P],
+Each evaluator is registered in :data:`~fastposegait.registry.EVALUATORS` under the original
+FastPoseGait's function name and is called as ``fn(data, dataset, **kw)`` where ``data = {'embeddings': [N, C, P],
 'labels': [...], 'types': [...], 'views': [...]}`` (index order) and ``kw`` holds the
 ``evaluator_cfg`` keys among ``metric``, ``cross_view_gallery``, ``output_dir`` and
 ``dataset_partition``. Each returns ``{'scalar/test_accuracy/<name>': float, ...}`` with
-upstream's names, plus JSON-ready ``table/...`` entries (per-view vectors, CMC curves).
+the original's scalar names, plus JSON-ready ``table/...`` entries (per-view vectors, CMC
+curves).
 
 The probe/gallery splits are frozen tables below (data, not ``if`` branches). Every protocol
 computes one distance matrix block by block and reduces it with masks; degenerate sets (an empty
 probe or gallery cell, too few views) raise a ``ValueError`` naming the protocol, condition, view
-and types instead of producing NaN or crashing deep inside (Q18).
+and types instead of producing NaN or crashing deep inside (docs/upstream_differences.md,
+"Degenerate probe or gallery sets"). The deliberate differences from the original protocols
+are listed under "Evaluation" in docs/upstream_differences.md.
 """
 from __future__ import annotations
 
@@ -207,7 +210,8 @@ def _check_cells(
     probe_cells: np.ndarray,
     gallery_views: Optional[np.ndarray],
 ) -> None:
-    """Raise a clear error for an empty probe cell (condition × view) or gallery view (Q18)."""
+    """Raise a clear error for an empty probe cell (condition × view) or gallery view (the original
+    returns NaN or crashes: docs/upstream_differences.md, "Degenerate probe or gallery sets")."""
     if gallery_views is not None:
         present = np.bincount(gallery_views, minlength=len(views))
         for v, count in enumerate(present):
@@ -269,8 +273,9 @@ def _single_view_gallery(
     probe_counts = np.bincount(probe_cells, minlength=num_cells).astype(np.float64)
     acc = _round2(hit_counts * 100 / probe_counts[:, None]).reshape(len(protocol.conditions), num_views, num_views)
 
-    # Exclude identical-view cells: zero the diagonal, then sum each row (as upstream does, so
-    # e.g. [33.33, 100] gives exactly 100.0, not 133.33 - 33.33 = 99.99999999999999).
+    # Exclude identical-view cells: zero the diagonal, then sum each row, as the original does
+    # (docs/upstream_differences.md, "Single-view rounding and view exclusion (kept)"); e.g.
+    # [33.33, 100] gives exactly 100.0, not 133.33 - 33.33 = 99.99999999999999.
     off_diagonal = acc * (1 - np.eye(num_views))[None]
     per_view = off_diagonal.sum(2) / (num_views - 1)
     results: Dict[str, Any] = {}
@@ -384,7 +389,7 @@ def evaluate_indoor_dataset(
     device: Optional[Union[str, torch.device]] = None,
     chunk_size: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """CASIA-B / OUMVLP protocols (spec §5.4).
+    """CASIA-B / OUMVLP protocols.
 
     *Single-view gallery* (default): for every condition, probe view v₁ and gallery view v₂,
     ``acc[v₁, v₂]`` = rank-1 accuracy of the condition's v₁ probes against the v₂ gallery,
@@ -401,7 +406,8 @@ def evaluate_indoor_dataset(
     Args:
         data: ``{'embeddings': [N, C, P], 'labels', 'types', 'views'}`` in index order.
         dataset: ``CASIA-B`` or ``OUMVLP`` (anything else is a ``KeyError`` listing these;
-            SUSTech1K, upstream's third indoor set, is not supported).
+            SUSTech1K, the original's third indoor set, is not supported:
+            docs/upstream_differences.md, "SUSTech1K protocol").
         metric: ``euc`` or ``cos``.
         cross_view_gallery: use the cross-view-gallery variant.
         device: where to compute (default: the embeddings' device, or CUDA if available for NumPy).
@@ -459,10 +465,11 @@ def evaluate_real_scene(
 
     ``acc[k] = round(100 · #probes with a same-subject entry among their k nearest / #probes, 2)``
     for k = 1…20 (a probe whose subject has no gallery entry is a miss). Logs Rank-1/5/10/20;
-    returns ``Rank-1`` and ``Rank-5`` (upstream's scalars) and the whole curve under
-    ``table/Rank-k``. Upstream needs ≥ 20 gallery sequences (IndexError otherwise); here a
+    returns ``Rank-1`` and ``Rank-5`` (the original's scalars) and the whole curve under
+    ``table/Rank-k``. The original needs ≥ 20 gallery sequences (IndexError otherwise); here a
     smaller gallery is accepted with a warning and Rank-k for k beyond the gallery size equals
-    the accuracy over the whole list. ``O(n · m log m)`` time, bounded memory.
+    the accuracy over the whole list (docs/upstream_differences.md, "Small galleries in GREW
+    and Gait3D"). ``O(n · m log m)`` time, bounded memory.
     """
     where = f"evaluate_real_scene({dataset})"
     test = _unpack(data, where, device)
@@ -488,7 +495,7 @@ def _subject_id(label: str) -> str:
 
 
 @EVALUATORS.register("GREW_submission")
-def GREW_submission(  # noqa: N802 - upstream name, used in configs
+def GREW_submission(  # noqa: N802 - the original's name, used in configs
     data: Mapping[str, Any],
     dataset: str,
     metric: str = "euc",
@@ -501,10 +508,10 @@ def GREW_submission(  # noqa: N802 - upstream name, used in configs
     Gallery = types ``01`` and ``02``; probes = type ``03``, identified by their view (the video
     id), in index order. Row ``videoId,s1,…,s20``: subjects in rank order (stable for equal
     distances), duplicates kept, as integers. The file is
-    ``<output_dir>/GREW_result/<%Y-%m%d-%H%M%S>.csv`` (upstream wrote it to the working
-    directory and returned ``None``, Q17). Returns no scalars, only ``table/submission_csv``.
-    With fewer than 20 gallery sequences the header and the rows are shorter (a warning is
-    logged; upstream crashed).
+    ``<output_dir>/GREW_result/<%Y-%m%d-%H%M%S>.csv`` (the original writes it under the working
+    directory and returns ``None``: docs/upstream_differences.md, "GREW submission file").
+    Returns no scalars, only ``table/submission_csv``. With fewer than 20 gallery sequences the
+    header and the rows are shorter (a warning is logged; the original crashes).
     """
     where = f"GREW_submission({dataset})"
     if output_dir is None:
@@ -563,7 +570,7 @@ def _read_probe_set(dataset_partition: Optional[str], where: str) -> Set[str]:
 
 
 @EVALUATORS.register("evaluate_Gait3D")
-def evaluate_Gait3D(  # noqa: N802 - upstream name, used in configs
+def evaluate_Gait3D(  # noqa: N802 - the original's name, used in configs
     data: Mapping[str, Any],
     dataset: str,
     metric: str = "euc",
@@ -574,11 +581,12 @@ def evaluate_Gait3D(  # noqa: N802 - upstream name, used in configs
     """Gait3D protocol: PROBE_SET sequences against every other test sequence.
 
     Probes are the sequences whose ``<subject>-<type>-<view>`` is in the partition file's
-    PROBE_SET (read from ``dataset_partition``, not a hard-coded path, Q17). Probes without any
-    same-subject gallery sequence are skipped. Returns ``Rank-1``, ``Rank-5``, ``Rank-10`` (CMC
-    over valid probes, float32 like upstream, ×100), ``mAP`` and ``mINP`` (means ×100), plus the
-    CMC curve as ``table/cmc``. Upstream needs ≥ 10 gallery sequences; here Rank-k for k beyond a
-    smaller gallery is the accuracy over the whole list (warning logged).
+    PROBE_SET, read from ``dataset_partition`` (the original reads a fixed path:
+    docs/upstream_differences.md, "Gait3D probe set"). Probes without any same-subject gallery
+    sequence are skipped. Returns ``Rank-1``, ``Rank-5``, ``Rank-10`` (CMC over valid probes,
+    float32 like the original, ×100), ``mAP`` and ``mINP`` (means ×100), plus the CMC curve as
+    ``table/cmc``. The original needs ≥ 10 gallery sequences; here Rank-k for k beyond a smaller
+    gallery is the accuracy over the whole list (warning logged).
     """
     where = f"evaluate_Gait3D({dataset})"
     probe_set = _read_probe_set(dataset_partition, where)

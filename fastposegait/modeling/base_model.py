@@ -15,8 +15,9 @@ Subclasses implement two methods:
        'visual_summary': {'image/...': tensor, ...},         # optional TensorBoard images
        'inference_feat': {'embeddings': tensor [N, C, P]}}   # used by the evaluators
 
-After ``build_network`` the generic initialisation of models.md §0 runs (Xavier convs,
-N(0, 0.001) linears, unit BatchNorm2d), then :meth:`after_init` for model-specific tweaks.
+After ``build_network`` the generic initialisation runs (Xavier convs, N(0, 0.001) linears,
+unit BatchNorm2d), then :meth:`after_init` for model-specific tweaks; the order matters
+(docs/models.md#initialisation).
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class BaseModel(nn.Module):
     """Base class of every model selected by ``model_cfg.model``."""
 
     #: whether ``forward`` honours ``seqL`` for packed (``all``/``unfixed``) batches; the runner
-    #: feeds models that do not one sequence at a time during inference (upstream Q11).
+    #: feeds models that do not one sequence at a time during inference
+    #: (docs/upstream_differences.md, "Any test batch size").
     accepts_packed_sequences: bool = False
 
     def __init__(self, model_cfg: Mapping[str, Any]) -> None:
@@ -49,7 +51,7 @@ class BaseModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(inputs)")
 
     def init_parameters(self) -> None:
-        """Generic initialisation shared by all models (models.md §0)."""
+        """Generic initialisation shared by all models (docs/models.md#initialisation)."""
         for m in self.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d)):
                 nn.init.xavier_uniform_(m.weight)

@@ -4,7 +4,8 @@ Same math as the per-sample numpy transforms ``GaitGraph_MultiInput``, ``GaitTR_
 and ``HOD_MultiInput`` in :mod:`fastposegait.data.transforms` (whose constant tables they
 share), but on a whole batch ``[N, T, V, C]`` at once, on any device and in the input's
 floating dtype. GaitGraph2 uses :func:`gaitgraph_multi_input` to rebuild its features for
-test-time augmentation (upstream loops per sample and per joint).
+test-time augmentation (the original loops per sample and per joint:
+docs/upstream_differences.md, "GaitGraph2 TTA, batched").
 
 Any number of leading axes is accepted: the last three are always ``T, V, C``.
 """
@@ -71,7 +72,8 @@ def gaitgraph_multi_input(x: Tensor, joint_format: JointFormatLike = "coco") -> 
 
     Branch 0 ``x, y, c, x - x_ctr, y - y_ctr``; branch 1 ``vx1, vy1, 0, c, vy2``; branch 2
     ``bx, by, 0, c, arccos(by / (|b| + 1e-4))``. Channel 3 of branches 1 and 2 is the
-    confidence (upstream quirk Q7, kept).
+    confidence, as in the original (docs/upstream_differences.md, "GaitGraph_MultiInput
+    confidence channel (kept)").
     """
     fmt = as_joint_format(joint_format)
     x = _prepare(x, fmt, 3, "gaitgraph_multi_input")
@@ -112,8 +114,9 @@ def _vertex_angle(joint: Tensor, first: Tensor, second: Tensor) -> Tensor:
 
 def hod_multi_input(x: Tensor, joint_format: JointFormatLike = "coco") -> Tensor:
     """GPGait's HOD input ``[N, T, V, 6]`` from ``x [N, T, V, C>=2]``: ``x, y, bx, by,
-    angle, 0`` with the angle tuples of ``HOD_ANGLE_TUPLES`` (OpenPose slot-order quirk
-    Q7 kept); all-(0, 0) frames give zeros; NaN -> 0, +-inf -> +-max of the dtype."""
+    angle, 0`` with the angle tuples of ``HOD_ANGLE_TUPLES`` (the original's OpenPose slot
+    order is kept: docs/upstream_differences.md, "HOD_MultiInput OpenPose angle slots (kept)");
+    all-(0, 0) frames give zeros; NaN -> 0, +-inf -> +-max of the dtype."""
     fmt = as_joint_format(joint_format)
     x = _prepare(x, fmt, 2, "hod_multi_input")
     index = hod_angle_index(fmt)

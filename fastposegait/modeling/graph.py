@@ -2,7 +2,8 @@
 
 A[k] holds the column-normalised connections between joints exactly k hops apart
 (k = 0..max_hop), so A has shape ``[max_hop + 1, V, V]``. Built once per model and stored as
-a buffer; upstream rebuilds it (and moves it to CUDA) inside forward.
+a buffer; the original rebuilds it and moves it to CUDA inside forward
+(docs/upstream_differences.md, "Graph and part masks built once"). See docs/models.md#adjacency-a.
 """
 from __future__ import annotations
 

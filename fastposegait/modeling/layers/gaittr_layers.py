@@ -1,6 +1,6 @@
 """Building blocks of GaitTR (Zhang et al., "Spatial transformer network on skeleton-based gait
 recognition"): a temporal convolution unit and a spatial transformer over the joints of each
-frame, combined with residuals into :class:`TCNSTBlock` (models.md §4).
+frame, combined with residuals into :class:`TCNSTBlock` (docs/models.md#gaittr).
 
 Shapes: ``N`` sequences, ``C`` channels, ``T`` frames, ``V`` joints; blocks work on
 ``[N, C, T, V]``.
@@ -29,9 +29,10 @@ class Mish(nn.Module):
 class TemporalUnit(nn.Module):
     """Dropout -> Conv2d ``(kernel, 1)`` over time (same padding) -> Mish -> BatchNorm2d.
 
-    The conv weight is drawn from N(0, 2 / (out * kernel)) at construction, as upstream; the
-    model's generic initialisation then overwrites it with Xavier (models.md §0 keeps this
-    order so the random streams are consumed in the same order).
+    The conv weight is drawn from N(0, 2 / (out * kernel)) at construction, as in the original;
+    the model's generic initialisation then overwrites it with Xavier. The order is kept so the
+    random stream is consumed as in the original (docs/upstream_differences.md,
+    "Initialisation order (kept)").
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = TEMPORAL_WINDOW,
@@ -86,8 +87,9 @@ class SpatialTransformer(nn.Module):
     """GaitTR's spatial module: per-frame data BatchNorm over ``(C, V)``, joint self-attention
     on every frame separately, then Mish and BatchNorm2d. ``[N, C, T, V] -> [N, out, T, V]``.
 
-    Upstream hands this module the graph adjacency and then does not use it (models.md §4);
-    the model keeps the adjacency as a buffer, and nothing here depends on it.
+    The original hands this module the adjacency and never uses it; the model keeps the
+    adjacency as a buffer and nothing here reads it (docs/upstream_differences.md, "GaitTR
+    attention ignores the graph (kept)").
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_joints: int, heads: int = NUM_HEADS) -> None:

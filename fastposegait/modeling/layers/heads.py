@@ -14,7 +14,8 @@ from torch import nn
 
 
 def _part_weight(parts: int, in_c: int, out_c: int) -> nn.Parameter:
-    # torch's fans for a 3-D tensor: fan_in = in * out, fan_out = parts * out (as upstream)
+    # torch's fans for a 3-D tensor: fan_in = in * out, fan_out = parts * out, as in the original
+    # (docs/upstream_differences.md, "Part-wise head initialisation (kept)")
     return nn.Parameter(nn.init.xavier_uniform_(torch.zeros(parts, in_c, out_c)))
 
 

@@ -1,6 +1,6 @@
 """ResGCN: the graph-convolution backbone of GaitGraph1 and GaitGraph2.
 
-Structure and parameter counts follow models.md §1 exactly: input branches (one per input
+Structure and parameter counts are the original's (docs/models.md#resgcn): input branches (one per input
 feature group) of ResGCN modules, concatenated into a main stream, global average pooling and
 a linear embedding head. The adjacency ``A`` is a buffer of the top-level :class:`ResGCN`
 (built once), and each module multiplies it by its own learnable ``edge`` importance.
@@ -109,8 +109,9 @@ class TemporalBasic(nn.Module):
 
 
 class TemporalBottleneck(nn.Module):
-    """Bottleneck temporal block; strides 2 when ``get_res`` or ``stride != 1`` (models.md §1:
-    upstream computes an ``is_main`` stride flag and then overrides it, which we reproduce)."""
+    """Bottleneck temporal block; strides 2 when ``get_res`` or ``stride != 1``. The original
+    computes an "is main stream" stride flag and then overrides it; the resulting strides are
+    reproduced (docs/upstream_differences.md, "ResGCN temporal stride flag (kept)")."""
 
     def __init__(self, channels: int, residual: bool, stride: int, reduction: int, get_res: bool) -> None:
         super().__init__()
@@ -235,7 +236,8 @@ class ResGCN(nn.Module):
         return self.fcn(x)
 
     def zero_init_last_bn(self) -> None:
-        """Zero the ``bn_up`` weights of every Bottleneck block (models.md §0)."""
+        """Zero the ``bn_up`` weights of every Bottleneck block; runs after the generic init
+        (docs/models.md#initialisation)."""
         for module in self.modules():
             if isinstance(module, (SpatialBottleneck, TemporalBottleneck)):
                 nn.init.zeros_(module.bn_up.weight)

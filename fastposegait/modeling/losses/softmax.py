@@ -1,4 +1,4 @@
-"""Scaled cross-entropy over part logits (models.md §6), GPGait's identity loss."""
+"""Scaled cross-entropy over part logits, GPGait's identity loss (docs/models.md#crossentropyloss)."""
 from __future__ import annotations
 
 import torch

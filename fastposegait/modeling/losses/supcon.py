@@ -35,7 +35,7 @@ BASE_TEMPERATURE = 0.07
 @LOSSES.register("SupConLoss_Re")
 class SupConLossRe(BaseLoss):
     """Supervised contrastive loss (Khosla et al., 2020) over several views of each sample,
-    as GaitGraph1 trains (models.md §6).
+    as GaitGraph1 trains (docs/models.md#supconloss_re).
 
     With ``features`` ``[N, views, D]`` (already L2-normalised by the model), every one of
     the ``N * views`` rows is an anchor and a contrast. For anchor ``i``::
@@ -46,8 +46,8 @@ class SupConLossRe(BaseLoss):
     where ``P(i)`` are the rows with the same label as ``i`` other than ``i`` itself (its
     other views included). The loss is the mean of ``loss_i`` over the anchors. An anchor
     with no positive (possible only with one view and a label seen once) has no defined
-    term; it is left out of the mean (upstream would return NaN), and a batch with no
-    positive at all gives 0.
+    term; it is left out of the mean (the original returns NaN: docs/upstream_differences.md,
+    "SupConLoss_Re anchors without positives"), and a batch with no positive at all gives 0.
 
     Args:
         temperature: softmax temperature (GaitGraph1: 0.01); the ``temperature / 0.07``

@@ -1,4 +1,4 @@
-"""Triplet loss over part embeddings, batch-all or batch-hard (models.md §6)."""
+"""Triplet loss over part embeddings, batch-all or batch-hard (docs/models.md#tripletloss)."""
 from __future__ import annotations
 
 import torch
@@ -28,8 +28,9 @@ class TripletLoss(BaseLoss):
 
     Batch-all (default) averages the non-zero terms over every (anchor, positive, negative)
     triple; batch-hard (``is_hard_loss``) keeps each anchor's hardest positive and negative
-    and averages the non-zero anchors. Positives include the anchor itself (distance 0), as
-    upstream. Returns a per-part loss ``[P]``.
+    and averages the non-zero anchors. Positives include the anchor itself (distance 0), as in
+    the original (docs/upstream_differences.md, "Triplet positives include the anchor (kept)").
+    Returns a per-part loss ``[P]``.
     """
 
     def __init__(self, margin: float = 0.2, is_hard_loss: bool = False, loss_term_weight: float = 1.0) -> None:

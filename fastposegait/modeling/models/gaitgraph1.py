@@ -47,7 +47,7 @@ def check_resgcn_cfg(model: str, input_num: Any, block: Any, input_branch: Any, 
 class GaitGraph1(BaseModel):
     """ResGCN embedding of raw poses; see the module docstring.
 
-    ``model_cfg`` keys (models.md §3): ``joint_format``, ``input_num`` (1), ``reduction``,
+    ``model_cfg`` keys (docs/models.md#gaitgraph1): ``joint_format``, ``input_num`` (1), ``reduction``,
     ``block``, ``input_branch`` (e.g. ``[3, 64, 64, 32]``), ``main_stream`` (e.g.
     ``[32, 128, 128, 256, 256]``), ``num_class`` (embedding size), ``tta``.
     """

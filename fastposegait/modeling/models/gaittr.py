@@ -13,8 +13,9 @@ Packed batches (``all``/``unfixed`` sampling: sequences concatenated along time,
 the longest sequence and run as one batch: every block's input is zeroed on the padded frames
 (what the temporal convolution's own zero padding would see) and the frame average covers the
 real frames only, so each embedding equals that of its sequence alone (up to float rounding).
-In training, where BatchNorm would see the padding, each sequence runs separately. Upstream
-pools a packed batch as one walk (Q11).
+In training, where BatchNorm would see the padding, each sequence runs separately. The
+original pools a packed batch as one walk (docs/upstream_differences.md, "GaitTR on packed
+batches").
 """
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ class GaitTR(BaseModel):
         self.joint_format = joint_format
         self.in_channels = list(in_channels)
         self.num_class = num_class
-        # Upstream hands the graph (max_hop 3) to every spatial module, which ignores it; we
-        # keep it as a buffer of the model (it moves with .to(device)) and do not compute on it.
+        # The original hands the graph (max_hop 3) to every spatial module, which ignores it; it
+        # is kept as a buffer of the model (it moves with .to(device)) and nothing computes on it
+        # (docs/upstream_differences.md, "GaitTR attention ignores the graph (kept)").
         A = spatial_adjacency(joint_format, max_hop=3)
         self.register_buffer("A", A, persistent=False)
         num_joints = A.shape[1]
