@@ -12,12 +12,12 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,21 +153,3 @@ def all_gather_object(obj: Any) -> List[Any]:
     out: List[Any] = [None] * get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Send a picklable object from ``src`` to every rank."""
-    if not is_dist():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def all_reduce_mean(values: Sequence[float], device: torch.device) -> List[float]:
-    """Average a few floats across ranks (used for logging)."""
-    if not is_dist():
-        return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return (t / get_world_size()).tolist()

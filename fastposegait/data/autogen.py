@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..distributed import barrier, is_main_process
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 _PARTITION_TMP_NAME = "__partition__.json"
 

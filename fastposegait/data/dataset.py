@@ -28,7 +28,7 @@ from .packed_cache import (
     resolve_cache_mode,
 )
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 
 

@@ -93,7 +93,7 @@ import numpy as np
 from ..errors import CacheConfigError, PoseFileError
 from .io import atomic_write, default_file_mode, load_pose_bytes
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CACHE_DIR_NAME",

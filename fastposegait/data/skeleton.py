@@ -112,10 +112,6 @@ def get_joint_format(name: str) -> JointFormat:
         ) from None
 
 
-def format_names() -> Tuple[str, ...]:
-    return tuple(sorted(_FORMATS))
-
-
 def openpose_to_coco(seq: np.ndarray) -> np.ndarray:
     """Convert ``[T, 18, C]`` OpenPose/AlphaPose sequences to ``[T, 17, C]`` COCO order
     (all channels copied, neck dropped, dtype unchanged)."""

@@ -18,7 +18,7 @@ from ..data.batch import Batch, as_batch
 from ..distributed import all_gather_tensor, is_main_process
 from ..kwargs import match_kwargs
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 
 def move_batch(batch: Sequence[Any], device: torch.device) -> Batch:

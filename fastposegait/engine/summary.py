@@ -15,7 +15,7 @@ import torch
 
 from ..data.skeleton import get_joint_format
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 FRAMES_PER_ROW = 8
 CELL = 96  # pixels per rendered frame
