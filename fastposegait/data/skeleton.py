@@ -1,8 +1,13 @@
-"""Joint formats: joint names, graph edges, left/right flip pairs, bone parents, centre.
+"""Joint formats: joint names, graph edges, left/right flip pairs, bone parents, centre and
+the limb groups.
 
 Every piece of code that needs to know a skeleton layout (graph construction, transforms,
-feature builders, synthetic data, preprocessing) reads it from here, so a layout is defined
-exactly once. ``alphapose`` and ``openpose`` are the same 18-joint OpenPose order.
+feature builders, GPGait's body partitions, synthetic data, preprocessing) reads it from here.
+What is defined elsewhere is not a layout but a model's or a transform's own choice made on
+top of one: GPGait's partitions combine the limb groups below (``modeling/layers/pagcn.py``),
+HOD_MultiInput's angle tuples and RescaleCenter's joint pairs are part of those features'
+definitions (``data/transforms.py``), and the synthetic generator has its own 3-D rig, which it
+projects to these formats. ``alphapose`` and ``openpose`` are the same 18-joint OpenPose order.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ class JointFormat:
         flip: left/right permutation (``flip[i]`` = joint that ``i`` becomes when mirrored);
             ``None`` when the format has no defined flip.
         parents: bone parent of each joint (``x - x[parents]`` is the bone vector).
+        groups: named joint groups (``left_arm``, ``right_arm``, ``left_leg``, ``right_leg``,
+            ``head``), each from the body outwards.
     """
 
     name: str
@@ -32,10 +39,23 @@ class JointFormat:
     center: int
     flip: Tuple[int, ...] | None
     parents: Tuple[int, ...]
+    groups: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()
 
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    def index(self, joint_name: str) -> int:
+        """Position of ``joint_name`` in this format's storage order."""
+        return self.joint_names.index(joint_name)
+
+    def group(self, name: str) -> Tuple[int, ...]:
+        """The joints of group ``name`` (e.g. ``left_arm``)."""
+        for key, joints in self.groups:
+            if key == name:
+                return joints
+        raise KeyError(f"joint format {self.name!r} has no joint group {name!r}; "
+                       f"groups: {', '.join(k for k, _ in self.groups)}")
 
     def flip_array(self) -> np.ndarray:
         if self.flip is None:
@@ -61,6 +81,8 @@ COCO = JointFormat(
     center=0,
     flip=(0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15),
     parents=(5, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
+    groups=(("left_arm", (5, 7, 9)), ("right_arm", (6, 8, 10)), ("left_leg", (11, 13, 15)),
+            ("right_leg", (12, 14, 16)), ("head", (0, 1, 2, 3, 4))),
 )
 
 # GPGait's angle branch: COCO joints 5..16 (no head) renumbered 0..11.
@@ -71,6 +93,7 @@ COCO_NO_HEAD = JointFormat(
     center=0,
     flip=None,
     parents=(3, 1, 0, 2, 4, 0, 6, 8, 10, 7, 9, 11),
+    groups=tuple((name, tuple(j - 5 for j in joints)) for name, joints in COCO.groups if name != "head"),
 )
 
 OPENPOSE = JointFormat(
@@ -88,6 +111,8 @@ OPENPOSE = JointFormat(
     center=1,
     flip=(0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16),
     parents=(1, 1, 1, 2, 3, 1, 5, 6, 2, 8, 9, 5, 11, 12, 0, 0, 14, 15),
+    groups=(("left_arm", (5, 6, 7)), ("right_arm", (2, 3, 4)), ("left_leg", (11, 12, 13)),
+            ("right_leg", (8, 9, 10)), ("head", (0, 15, 14, 17, 16))),
 )
 
 _FORMATS: Dict[str, JointFormat] = {

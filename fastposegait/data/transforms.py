@@ -41,7 +41,7 @@ import numpy as np
 
 from ..kwargs import filter_kwargs
 from ..registry import TRANSFORMS
-from .skeleton import JointFormat, get_joint_format
+from .skeleton import COCO, JointFormat, get_joint_format
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,10 @@ HOD_ANGLE_TUPLES: Dict[str, Tuple[Tuple[int, ...], ...]] = {
 
 # Joints averaged for RescaleCenter's centres and Affine's neck/hip: COCO indices, used
 # whatever the joint format (as upstream does).
-RESCALE_CENTERS: Dict[str, Tuple[int, int]] = {"neck": (5, 6), "head": (1, 2), "hip": (11, 12)}
+RESCALE_CENTERS: Dict[str, Tuple[int, int]] = {
+    name: (COCO.index(f"left_{joint}"), COCO.index(f"right_{joint}"))
+    for name, joint in (("neck", "shoulder"), ("head", "eye"), ("hip", "hip"))
+}
 NECK_JOINTS = RESCALE_CENTERS["neck"]
 HIP_JOINTS = RESCALE_CENTERS["hip"]
 

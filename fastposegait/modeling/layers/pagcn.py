@@ -49,33 +49,24 @@ __all__ = [
 
 Partition = Tuple[Tuple[int, ...], ...]
 
-_COCO_LEFT_ARM = (5, 7, 9)
-_COCO_RIGHT_ARM = (6, 8, 10)
-_COCO_LEFT_LEG = (11, 13, 15)
-_COCO_RIGHT_LEG = (12, 14, 16)
-_COCO_HEAD = (0, 1, 2, 3, 4)
-_COCO_ARMS = _COCO_LEFT_ARM + _COCO_RIGHT_ARM
-_COCO_LEGS = _COCO_LEFT_LEG + _COCO_RIGHT_LEG
 
-_NH_LEFT_ARM, _NH_RIGHT_ARM, _NH_LEFT_LEG, _NH_RIGHT_LEG = (0, 2, 4), (1, 3, 5), (6, 8, 10), (7, 9, 11)
+
+def _limb_partitions(joint_format: str) -> Tuple[Partition, ...]:
+    """GPGait's body partitions of a joint format, by index, from its limb groups (index 0 is
+    the whole body). Joints inside a part keep the listed order: it fixes the order of the
+    pooled columns."""
+    fmt = get_joint_format(joint_format)
+    la, ra, ll, rl = (fmt.group(g) for g in ("left_arm", "right_arm", "left_leg", "right_leg"))
+    whole = (tuple(range(fmt.num_joints)),)
+    if fmt.name == "coco-no-head":
+        return (whole, (la, ra, ll, rl), (la + ra, ll + rl), (la + rl, ra + ll))
+    head = fmt.group("head")
+    return (whole, (la, ra, ll, rl, head), (la + ra + head, ll + rl), (la + ra, ll + rl + head),
+            (la + ra, ll + rl, head), (la + rl, ra + ll, head))
+
 
 #: Body partitions per joint format, by index. Index 0 is the whole body.
-PARTITIONS: Dict[str, Tuple[Partition, ...]] = {
-    "coco": (
-        (tuple(range(17)),),
-        (_COCO_LEFT_ARM, _COCO_RIGHT_ARM, _COCO_LEFT_LEG, _COCO_RIGHT_LEG, _COCO_HEAD),
-        (_COCO_ARMS + _COCO_HEAD, _COCO_LEGS),
-        (_COCO_ARMS, _COCO_LEGS + _COCO_HEAD),
-        (_COCO_ARMS, _COCO_LEGS, _COCO_HEAD),
-        (_COCO_LEFT_ARM + _COCO_RIGHT_LEG, _COCO_RIGHT_ARM + _COCO_LEFT_LEG, _COCO_HEAD),
-    ),
-    "coco-no-head": (
-        (tuple(range(12)),),
-        (_NH_LEFT_ARM, _NH_RIGHT_ARM, _NH_LEFT_LEG, _NH_RIGHT_LEG),
-        (_NH_LEFT_ARM + _NH_RIGHT_ARM, _NH_LEFT_LEG + _NH_RIGHT_LEG),
-        (_NH_LEFT_ARM + _NH_RIGHT_LEG, _NH_RIGHT_ARM + _NH_LEFT_LEG),
-    ),
-}
+PARTITIONS: Dict[str, Tuple[Partition, ...]] = {name: _limb_partitions(name) for name in ("coco", "coco-no-head")}
 
 #: Partition used by the shared layers.
 SHARED_PARTITION = 1
