@@ -9,7 +9,7 @@ with the model called on
 * **default**: the runner's default, ``evaluator_cfg.max_sequences_per_call`` or 8 sequences
   per call on a CPU;
 * **one per call**: one sequence per call, which is what upstream had to do for GaitTR (the
-  test batch pinned to the GPU count, Q11);
+  test batch pinned to the GPU count; docs/upstream_differences.md, "Any test batch size");
 
 then the registered evaluator on the features. All three must give the same features (1e-2
 relative: float32 rounding); the figures are medians over ``--repeats`` passes.

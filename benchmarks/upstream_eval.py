@@ -1,8 +1,8 @@
 """An "upstream-style" evaluation, the baseline of ``eval_benchmark.py``.
 
-Written for this benchmark from the description of upstream's evaluator in
-``shared/spec/data_and_eval.md`` §5.2-§5.4 (no upstream code was copied). It keeps upstream's
-*structure*, which is what makes it slow, and nothing else:
+Written for this benchmark from a description of upstream's evaluator (distances, ranking
+and protocols; no upstream code was copied). It keeps upstream's *structure*, which is what
+makes it slow, and nothing else:
 
 * distances as ``cuda_dist`` computes them, here on the CPU: a loop over the P parts, each part
   one matrix product ``(|x|² + |y|²) − 2·x·y`` (or ``x̂·ŷ`` for ``cos``), summed and divided by P;
@@ -15,8 +15,8 @@ Written for this benchmark from the description of upstream's evaluator in
 * Gait3D's ``evaluate_rank`` argsorts the matrix and loops over probes for CMC, AP and INP.
 
 One deliberate difference: every sort is ``kind="stable"`` (and the nearest-entry pick takes the
-lowest index), because FastPoseGait defines the order of equal distances that way (spec §5.3,
-upstream leaves it undefined). Without it the two implementations could legitimately disagree
+lowest index), because FastPoseGait defines the order of equal distances that way (upstream
+leaves it undefined; docs/upstream_differences.md, "Ties in rankings"). Without it the two implementations could legitimately disagree
 on exact ties and the agreement check of the benchmark would mean nothing.
 
 The functions take the evaluator's input ``data = {'embeddings': [N, C, P], 'labels', 'types',
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 PREFIX = "scalar/test_accuracy/"
 
-#: Probe conditions and gallery types, from spec §5.4.
+#: Probe conditions and gallery types of the CASIA-B and OUMVLP protocols.
 SINGLE_VIEW = {
     "CASIA-B": ([("NM", ("nm-05", "nm-06")), ("BG", ("bg-01", "bg-02")), ("CL", ("cl-01", "cl-02"))],
                 ("nm-01", "nm-02", "nm-03", "nm-04")),
@@ -46,7 +46,7 @@ CROSS_VIEW = {
 
 
 def cuda_dist(x: np.ndarray, y: np.ndarray, metric: str = "euc") -> torch.Tensor:
-    """Probe × gallery distances ``[n, m]``, part by part, averaged over the P parts (spec §5.2)."""
+    """Probe × gallery distances ``[n, m]``, part by part, averaged over the P parts."""
     xt = torch.from_numpy(np.ascontiguousarray(x)).float()
     yt = torch.from_numpy(np.ascontiguousarray(y)).float()
     if metric == "cos":

@@ -163,7 +163,7 @@ def test_test_dataset_name_defaults_to_dataset_name_and_remove_no_gallery_warns(
                                      "  remove_no_gallery: true\n")
     with caplog.at_level(logging.WARNING, logger="fastposegait"):
         cfg = load_config(path)
-    assert cfg["data_cfg"]["test_dataset_name"] == "OUMVLP"  # upstream would say CASIA-B (Q20)
+    assert cfg["data_cfg"]["test_dataset_name"] == "OUMVLP"  # upstream would say CASIA-B
     assert "remove_no_gallery is accepted for compatibility but ignored" in caplog.text
 
 

@@ -1,9 +1,12 @@
 """Frame sampling and batch assembly, run inside DataLoader workers.
 
-``sample_type`` is ``<fixed|unfixed|all>_<ordered|unordered>`` (data_and_eval.md §3.2).
+``sample_type`` is ``<fixed|unfixed|all>_<ordered|unordered>``: how many frames (``fixed`` n,
+``unfixed`` n drawn per sequence in ``[frames_num_min, frames_num_max]``, ``all``) and whether
+they form a (wrapped) window or are drawn independently (docs/configs.md, ``sampler``).
 Transforms are applied to each sequence *before* packing (upstream applies them to the
 concatenation of a rank's sequences for ``unfixed``/``all``, so velocities and flips leak
-across sequence boundaries, Q10). The result is the upstream batch
+across sequence boundaries; docs/upstream_differences.md, "Packed batches: transforms per
+sequence"). The result is a :class:`~fastposegait.data.batch.Batch`, upstream's
 ``[inputs, labels, types, views, seqL]`` as tensors:
 
 * ``fixed``: each input is stacked, ``[b, ...]``; ``seqL`` is None.

@@ -1,7 +1,8 @@
 """Batch samplers: which sequences form each batch, and which part of it this rank takes.
 
 Upstream draws a batch on every rank and then broadcasts rank 0's draw over NCCL, several
-blocking GPU round trips per batch (Q4). Here every rank draws the *whole global batch* from
+blocking GPU round trips per batch (docs/upstream_differences.md, "Samplers need no
+communication"). Here every rank draws the *whole global batch* from
 a generator seeded by ``(seed, batch key)`` and keeps its strided slice (positions
 ``rank, rank + W, ...``): the ranks agree with no communication, each batch has upstream's
 distribution, and because the key is the batch number a resumed run replays the batches an

@@ -7,26 +7,30 @@ built from ``trainer_cfg.transform`` / ``evaluator_cfg.transform`` by :func:`bui
 
 Contract shared by every transform here:
 
-* **Randomness comes only from ``rng``**, a :class:`numpy.random.Generator` passed by the
-  caller, so a worker seeded from ``(seed, epoch, worker, rank)`` is reproducible. Nothing
-  reads numpy's global state or :mod:`random`. The distributions are upstream's (one
-  uniform draw per sequence for flips, one per frame for left/right swaps, ...), the streams
-  are not (upstream seeds the global generators with the rank number).
+* **Randomness comes only from ``rng``**, a :class:`numpy.random.Generator` that the loader
+  keys by ``(seed, phase, batch, sample)`` for each sequence (:mod:`fastposegait.data.loader`),
+  so a sequence's augmentation does not depend on the worker, the number of workers or
+  processes, or a resume. Nothing reads numpy's global state or :mod:`random`. The
+  distributions are upstream's (one uniform draw per sequence for flips, one per frame for
+  left/right swaps, ...), the streams are not (upstream seeds the global generators with the
+  rank number).
 * **The input is never modified.** Upstream modifies its input in place in six transforms,
-  which makes ``TwoView``'s second view start from the first view's output (Q6). Here every
-  transform returns a new array (or a read-only-safe view), so inputs may be read-only
-  arrays from a shared cache.
+  which makes ``TwoView``'s second view start from the first view's output
+  (docs/upstream_differences.md, "TwoView: independent views"). Here every transform returns
+  a new array (or a read-only-safe view), so inputs may be read-only arrays from a shared
+  cache.
 * **Vectorised** over frames and joints; the feature builders share their index tables with
   the batched torch versions in :mod:`fastposegait.modeling.features`.
 
 Kept on purpose (the published models were trained with them): GaitGraph_MultiInput's
 channel 3 of branches 1 and 2 holds the confidence, and HOD_MultiInput writes the OpenPose
-angle tuples in COCO slot order with a wrong elbow tuple (both Q7); NormalizeEmpty's
-sequential fill; RescaleCenter's height over all joints, zeros included.
+angle tuples in COCO slot order with a wrong elbow tuple; NormalizeEmpty's sequential fill;
+RescaleCenter's height over all joints, zeros included.
 
-Fixed: Affine rotates correctly by default (``legacy=True`` gives upstream's formula, Q1);
-RescaleCenter maps a zero-height frame to zeros instead of NaN/inf (Q9);
-RandomSelectSequence / SelectSequenceCenter raise a clear error for short sequences (Q22).
+Fixed: Affine rotates correctly by default (``legacy=True`` gives upstream's formula);
+RescaleCenter maps a zero-height frame to zeros instead of NaN/inf; RandomSelectSequence /
+SelectSequenceCenter raise a clear error for short sequences. Each of these has its entry in
+docs/upstream_differences.md ("Data and transforms").
 """
 from __future__ import annotations
 
@@ -86,7 +90,8 @@ TransformConfig = Union[None, Mapping[str, Any], Sequence[Any], Callable[..., An
 # (j, a, b): angle at j between a and b.  (j, a): angle at j between a and the auxiliary
 # point (x_j, y_a), i.e. the limb's angle to the vertical.
 # OpenPose: the 17 tuples follow the COCO slot order (slot 17 stays 0), and tuple 7 is
-# (6, 3, 8) where (6, 5, 7) was meant (Q7, kept: the published models were trained on it).
+# (6, 3, 8) where (6, 5, 7) was meant (kept: the published models were trained on it;
+# docs/upstream_differences.md, "HOD_MultiInput OpenPose angle slots (kept)").
 HOD_ANGLE_TUPLES: Dict[str, Tuple[Tuple[int, ...], ...]] = {
     "coco": (
         (0, 1, 2), (1, 0, 3), (2, 4, 0), (3, 1), (4, 2), (5, 7, 11), (6, 8, 12), (7, 5, 9),
@@ -317,7 +322,8 @@ class TwoView(Compose):
 
     Each view starts from its own copy of the unmodified input and draws its own random
     numbers from ``rng``, so the views are independent. Upstream feeds the first view's
-    in-place modified input to the second view (Q6); that is not reproduced.
+    in-place modified input to the second view; that is not reproduced
+    (docs/upstream_differences.md, "TwoView: independent views").
     """
 
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -493,7 +499,8 @@ class RandomMove(Transform):
 @TRANSFORMS.register("RandomSelectSequence")
 class RandomSelectSequence(Transform):
     """Random window of ``sequence_length`` frames (a view). The start is uniform in
-    ``[0, T - sequence_length - 1]`` as upstream (the last window is never chosen, Q22);
+    ``[0, T - sequence_length - 1]`` as upstream (the last window is never chosen;
+    docs/upstream_differences.md, "RandomSelectSequence window (kept)");
     sequences with ``T <= sequence_length`` raise a ValueError naming both lengths."""
 
     def __init__(self, sequence_length: int = 10) -> None:
@@ -515,7 +522,7 @@ class RandomSelectSequence(Transform):
 class SelectSequenceCenter(Transform):
     """The centred window of ``sequence_length`` frames (a view), start
     ``int(T/2 - sequence_length/2)``. ``T < sequence_length`` raises a ValueError (upstream
-    silently returns a short, wrong window: Q22)."""
+    silently returns a short, wrong window)."""
 
     def __init__(self, sequence_length: int = 10) -> None:
         self.sequence_length = _check_length("SelectSequenceCenter", sequence_length)
@@ -541,7 +548,7 @@ class RescaleCenter(Transform):
     joints 5, 6 (``neck``), 1, 2 (``head``) or 11, 12 (``hip``) whatever the joint format.
     Confidence unchanged. ``center`` None or ``'None'`` returns the input unchanged.
     A frame with ``h == 0`` (e.g. all joints missing) becomes x = y = 0 instead of
-    upstream's NaN/inf (Q9).
+    upstream's NaN/inf.
     """
 
     def __init__(self, center: Optional[str] = "neck", scale: float = 225) -> None:
@@ -582,7 +589,7 @@ class Affine(Transform):
     ``y' = n_y + sin(theta) q_x + cos(theta) q_y``.
 
     The default is this intended rotation, **not upstream's formula**: upstream computes y'
-    from the already rotated x', i.e. ``y' = n_y + sin*cos q_x + (cos - sin^2) q_y`` (Q1),
+    from the already rotated x', i.e. ``y' = n_y + sin*cos q_x + (cos - sin^2) q_y`` (docs/upstream_differences.md, "Affine rotation"),
     which shears tilted frames. Pass ``legacy=True`` to reproduce it for checkpoints
     trained with it. ``fi`` is accepted for config compatibility and unused (as upstream).
     """
@@ -605,7 +612,7 @@ class Affine(Transform):
         qx = xy[:, :, 0] - neck[:, :1]
         qy = xy[:, :, 1] - neck[:, 1:]
         new_x = neck[:, :1] + cos * qx - sin * qy
-        if self.legacy:  # upstream: y from the rotated x (Q1)
+        if self.legacy:  # upstream: y from the rotated x
             new_y = neck[:, 1:] + sin * (new_x - neck[:, :1]) + cos * qy
         else:
             new_y = neck[:, 1:] + sin * qx + cos * qy
@@ -679,7 +686,7 @@ class GaitGraphMultiInput(_FormatTransform):
     * branch 2: ``bx, by, 0, c, arccos(by / (sqrt(bx^2 + by^2) + 1e-4))``, b = joint - parent.
 
     Channel 3 of branches 1 and 2 holds the confidence where vx2 and the x-angle were meant
-    (Q7): kept exactly, the published models were trained on it. The arccos is evaluated in
+    kept exactly, the published models were trained on it. The arccos is evaluated in
     a cancellation-free form (same value; see ``_bone_angle``).
     """
 
@@ -739,9 +746,9 @@ class HODMultiInput(_FormatTransform):
     Bones b = joint - parent. The angle of slot k comes from the format's k-th tuple of
     :data:`HOD_ANGLE_TUPLES` (``pi - inner angle``: straight limb 0, folded pi; pi when a
     side at the vertex is 0). OpenPose tuples are written in COCO slot order with one wrong
-    tuple (Q7, kept). At the end NaN -> 0 and +-inf -> +-max float, as upstream. A frame
+    tuple (kept). At the end NaN -> 0 and +-inf -> +-max float, as upstream. A frame
     whose joints are all at (0, 0) gives all zeros (what upstream gets for such frames
-    through RescaleCenter's NaN, Q9).
+    through RescaleCenter's NaN).
     """
 
     def __init__(self, joint_format: str = "coco") -> None:

@@ -58,7 +58,8 @@ def embed_batch(model: nn.Module, inputs: Sequence[Any], time_axes: List[int],
 
     The model is called on at most ``max_sequences`` sequences at a time (None: the whole
     batch). Models that ignore ``seqL`` (``accepts_packed_sequences`` false) see one sequence
-    at a time, so a packed test batch never merges several walks into one feature (Q11).
+    at a time, so a packed test batch never merges several walks into one feature
+    (docs/upstream_differences.md, "Any test batch size").
     In evaluation mode the result does not depend on how the batch is cut.
     """
     inputs = as_batch(inputs)

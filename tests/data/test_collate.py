@@ -95,7 +95,7 @@ def test_all_batch_is_packed_along_time_with_seql():
 
 
 def test_transforms_apply_per_sequence_before_packing():
-    # GaitTR-style velocities must not cross sequence boundaries (upstream Q10)
+    # GaitTR-style velocities must not cross sequence boundaries (upstream lets them)
     col = BatchCollator(FrameSampler("all_ordered"), build_transforms([{"type": "GaitTR_MultiInput"}]))
     ipts, *_, seql = col(seqs([4, 4]), [0, 1], ["a"] * 2, ["v"] * 2, [rng(i) for i in range(8)])
     vel = ipts[0][0, :, 0, 4]  # x(t+1) - x(t)

@@ -1,4 +1,4 @@
-"""Transforms against hand-computed values from the spec (data_and_eval.md §4), their random
+"""Transforms against hand-computed values from their published definitions, their random
 draws against a twin generator, and the config builder."""
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def test_random_select_sequence_start_range_and_draw():
         assert start == reference.integers(0, 3)
         np.testing.assert_array_equal(out[:, 0, 0], np.arange(start, start + 5))
         starts.add(start)
-    assert starts == {0, 1, 2}  # the last window (start 3) is never chosen, as upstream (Q22)
+    assert starts == {0, 1, 2}  # the last window (start 3) is never chosen, as upstream
 
 
 def test_random_select_sequence_too_short_names_lengths():
@@ -230,7 +230,7 @@ def test_rescale_center_by_hand():
     seq[0, 6] = (4, 6, 0.8)
     seq[0, 15] = (1, 10, 0.7)  # h = 10 - 0 (zeros included) -> factor 22.5
     seq[1] = seq[0]
-    seq[1, :, 1] = 3.0  # zero height -> zeros, not NaN (Q9)
+    seq[1, :, 1] = 3.0  # zero height -> zeros, not upstream's NaN
     out = T.RescaleCenter("neck", 225)(seq)
     # scaled: j5 (45, 90), j6 (90, 135), j15 (22.5, 225), others 0; neck (67.5, 112.5)
     np.testing.assert_allclose(out[0, 5, :2], (-22.5, -22.5))
@@ -333,14 +333,14 @@ def test_gaitgraph_multi_input_by_hand_with_channel_3_quirk():
     np.testing.assert_array_equal(out[1, :, 0, 2], conf)
     np.testing.assert_array_equal(out[1, :, 0, 3], v)
     np.testing.assert_array_equal(out[1, :, 0, 4], 2 * v)
-    # branch 1: vx1, vy1, 0, c (Q7: not vx2), vy2; zero on the last two frames except c
+    # branch 1: vx1, vy1, 0, c (kept quirk: not vx2), vy2; zero on the last two frames except c
     np.testing.assert_array_equal(out[:2, :, 1, 0], 10)
     np.testing.assert_array_equal(out[:2, :, 1, 1], 100)
     np.testing.assert_array_equal(out[:, :, 1, 2], 0)
     np.testing.assert_array_equal(out[:, :, 1, 3], np.broadcast_to(conf, (4, 17)))
     np.testing.assert_array_equal(out[:2, :, 1, 4], 200)
     np.testing.assert_array_equal(out[2:, :, 1, [0, 1, 4]], 0)
-    # branch 2: bx, by, 0, c (Q7: not the x angle), arccos(by / (|b| + 1e-4))
+    # branch 2: bx, by, 0, c (kept quirk: not the x angle), arccos(by / (|b| + 1e-4))
     np.testing.assert_array_equal(out[3, :, 2, 0], d)
     np.testing.assert_array_equal(out[3, :, 2, 1], 2 * d)
     np.testing.assert_array_equal(out[:, :, 2, 2], 0)
@@ -414,7 +414,7 @@ def test_hod_full_output_coco_and_openpose_slot_order():
     out = T.HODMultiInput("openpose")(openpose)
     xy = openpose[..., :2]
     np.testing.assert_allclose(out[..., 2:4], xy - xy[:, OPENPOSE_PARENTS], atol=1e-12)
-    for slot, tup in enumerate(SPEC_OPENPOSE_TUPLES):  # written in COCO slot order (Q7)
+    for slot, tup in enumerate(SPEC_OPENPOSE_TUPLES):  # written in COCO slot order (kept quirk)
         assert out[0, slot, 4] == pytest.approx(reference_angle(xy[0], *tup), abs=1e-9)
     # slot 7 uses (6, 3, 8), not the intended (6, 5, 7)
     assert out[0, 7, 4] != pytest.approx(reference_angle(xy[0], 6, 5, 7), abs=1e-6)
@@ -496,7 +496,7 @@ def test_two_view_shape_and_independent_views_from_the_unmodified_input():
     single = T.Compose([T.InversePosesPre(0.5), T.JointNoise(), T.SkeletonInput()])
     first, second = single(seq, reference), single(seq, reference)
     np.testing.assert_allclose(out[:, :10], first)
-    np.testing.assert_allclose(out[:, 10:], second)  # view 2 starts from the original input (Q6 fixed)
+    np.testing.assert_allclose(out[:, 10:], second)  # view 2 starts from the original input (upstream: from view 1's output)
     assert not np.allclose(out[:, :10], out[:, 10:])
 
 

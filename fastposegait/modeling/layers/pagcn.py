@@ -1,4 +1,4 @@
-"""Part-aware graph convolution (PAGCN) and the GPGait branch built from it (models.md §5).
+"""Part-aware graph convolution (PAGCN) and the GPGait branch built from it (docs/models.md#gpgait).
 
 A :class:`BranchPAGCN` embeds one input feature group (joint positions, bone vectors or
 joint angles) of a skeleton sequence into part features ``[n, C, parts]``:
@@ -13,14 +13,16 @@ joint angles) of a skeleton sequence into part features ``[n, C, parts]``:
   of each part).
 
 The adjacency ``A``, the part masks and the pooling indices are buffers built once, not
-rebuilt (and moved to CUDA) on every forward as upstream does.
+rebuilt (and moved to CUDA) on every forward as upstream does (docs/upstream_differences.md,
+"Graph and part masks built once").
 
 Packed sequences: ``all``/``unfixed`` test batches concatenate b sequences along time as
 ``[1, C, sum(T_i), V]`` with their lengths ``seqL``. PAGCN's attention sums over time, so
 each sequence gets its own attention matrix (summed over its own frames, scaled by its own
 length) and the set pooling takes the max over each sequence's frames: a packed batch gives
 exactly the embeddings of its sequences run one by one. (Upstream computes one attention over
-the whole concatenation, so its test embeddings depend on which sequences share a batch.)
+the whole concatenation, so its test embeddings depend on which sequences share a batch;
+docs/upstream_differences.md, "GPGait on packed batches".)
 """
 from __future__ import annotations
 
