@@ -33,7 +33,7 @@ from ..registry import EVALUATORS, UnknownNameError
 from .distance import as_feature_tensor, auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
 
-logger = logging.getLogger("fastposegait.evaluation")
+logger = logging.getLogger(__name__)
 
 PREFIX = "scalar/test_accuracy/"
 

@@ -18,7 +18,7 @@ from ...kwargs import filter_kwargs
 from ...distributed import all_gather_tensor, all_gather_with_grad, get_world_size
 from ...registry import LOSSES
 
-logger = logging.getLogger("fastposegait")
+logger = logging.getLogger(__name__)
 
 
 def _gather(value: Any) -> Any:
