@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ConversionError, RawFileError
-from .parsing import read_json, read_number_line
+from .parsing import read_json, read_number_lines
 from .tasks import EMPTY, WRITTEN, SequenceResult, Task, iter_dirs, iter_files, require_dir, write_sequence
 
 _FRAME = re.compile(r"f(\d+)\.txt$")
@@ -61,17 +61,8 @@ def _read_frames(
     seq_dir: str, numbered: List[Tuple[int, str]], result: SequenceResult, on_error: str
 ) -> List[np.ndarray]:
     """The ``[17, 3]`` keypoints of each file, malformed files handled by the error policy."""
-    frames = []
-    for _, file in numbered:
-        result.frames_read += 1
-        try:
-            frames.append(read_number_line(os.path.join(seq_dir, file), _LEADING, _JOINTS, "Gait3D 2D pose .txt"))
-        except RawFileError as exc:
-            if on_error == "stop":
-                raise
-            result.drop("malformed file")
-            result.problems.append(str(exc))
-    return frames
+    names = [file for _, file in numbered]
+    return read_number_lines(seq_dir, names, _LEADING, _JOINTS, "Gait3D 2D pose .txt", result, on_error)
 
 
 def find_pose_root(input_path: str | Path) -> Path:

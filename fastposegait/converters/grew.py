@@ -31,8 +31,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..errors import ConversionError, RawFileError
-from .parsing import frame_number, read_number_line
+from ..errors import ConversionError
+from .parsing import frame_number, read_number_lines
 from .tasks import (EMPTY, EXISTS, WRITTEN, SequenceResult, Task, is_finished, iter_dirs, iter_files, require_dir,
                     write_sequence)
 
@@ -49,16 +49,7 @@ def read_frames(seq_dir: str, result: SequenceResult, on_error: str) -> List[np.
     recorded in ``result`` and dropped (``on_error="skip"``) or raised (``"stop"``)."""
     names = [n for n in iter_files(seq_dir, POSE_SUFFIX) if n.split("_")[1:2] == ["2d"]]
     names.sort(key=lambda n: (frame_number(n) if frame_number(n) is not None else -1, n))
-    frames = []
-    for name in names:
-        result.frames_read += 1
-        try:
-            frames.append(read_number_line(os.path.join(seq_dir, name), _LEADING, _JOINTS, "GREW _2d_pose.txt"))
-        except RawFileError as exc:
-            if on_error == "stop":
-                raise
-            result.drop("malformed file")
-            result.problems.append(str(exc))
+    frames = read_number_lines(seq_dir, names, _LEADING, _JOINTS, "GREW _2d_pose.txt", result, on_error)
     if not names:
         result.problems.append(f"{seq_dir}: no *{POSE_SUFFIX} files; nothing written")
     return frames

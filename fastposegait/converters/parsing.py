@@ -8,13 +8,15 @@ fix it: unreadable, empty, truncated JSON, wrong number of values, non-numeric o
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import RawFileError
+from .tasks import SequenceResult
 
 _DIGIT_RUNS = re.compile(r"\d+")
 
@@ -70,6 +72,24 @@ def read_number_line(path: str | Path, leading: int, joints: int, source: str) -
     except ValueError as exc:
         raise RawFileError(f"{path}: non-numeric value ({exc}); re-export the file or delete it") from None
     return check_finite(values[leading:].reshape(joints, 3), path)
+
+
+def read_number_lines(seq_dir: str, names: Sequence[str], leading: int, joints: int, source: str,
+                      result: SequenceResult, on_error: str) -> List[np.ndarray]:
+    """:func:`read_number_line` of each file ``names`` of ``seq_dir``, in order. Each file read
+    is counted in ``result``; a malformed one raises (``on_error="stop"``) or is dropped and
+    recorded in ``result`` (``"skip"``), so one bad frame does not lose the sequence."""
+    frames = []
+    for name in names:
+        result.frames_read += 1
+        try:
+            frames.append(read_number_line(os.path.join(seq_dir, name), leading, joints, source))
+        except RawFileError as exc:
+            if on_error == "stop":
+                raise
+            result.drop("malformed file")
+            result.problems.append(str(exc))
+    return frames
 
 
 def check_finite(array: np.ndarray, path: str | Path, person: Optional[int] = None) -> np.ndarray:
