@@ -1,42 +1,62 @@
-"""GaitGraph1 and GaitTR demo configs: train -> checkpoint -> test through the CLI, shrunk to
-seconds (tiny synthetic dataset, narrow widths, short clips, 4 iterations)."""
+"""Every demo config (``configs/demo/*.yaml``, globbed: a new demo is covered automatically)
+through ``fastposegait/main.py``: train -> checkpoint -> test, shrunk to seconds (a tiny
+synthetic dataset, narrow widths from :data:`TINY`, short clips, 4 iterations with checkpoints
+at 2 and 4).
+
+Checked on files and values: the checkpoints' names, iterations and contents, the
+config_train.yaml that describes them, the training log, and each test run's JSON, whose
+rank-1 accuracies are recomputed in this process from the checkpoint (embedding the test split
+again and scoring it with brute-force loops, tests/accuracy_reference.py). Models that honour
+``seqL`` (packed ``all_*`` test batches) report the same accuracy with one sequence per batch.
+A parameter-free model (nothing to train) is tested untrained only.
+"""
 import json
 
 import pytest
 import torch
+import yaml
 
+from accuracy_reference import check_run
 from cli_helpers import REPO, run_cli, schedule_overrides, synthetic_data_overrides
+from fastposegait.modeling import build_model, count_parameters
 
 pytestmark = pytest.mark.slow
 
+DEMOS = sorted((REPO / "configs" / "demo").glob("*.yaml"))
 
-def dataset_overrides(root):
-    return synthetic_data_overrides(root) + schedule_overrides(4, 2)
-
-
-MODELS = {
-    "gaitgraph1": {
-        "config": REPO / "configs" / "demo" / "gaitgraph1_demo.yaml",
-        "out": "output/Synthetic-CASIA-B/GaitGraph1/GaitGraph1-demo",
-        "save_name": "GaitGraph1-demo",
+#: per model (model_cfg.model of a demo): narrow widths and small batches; the test embedding
+#: shape (C, P) they give; what training logs; tensors that must change between checkpoints
+TINY = {
+    "GaitGraph1": {
         "overrides": [
             "model_cfg.input_branch=[3, 16, 8]",
             "model_cfg.main_stream=[8, 32, 32, 64, 64]",
             "model_cfg.num_class=32",
             "trainer_cfg.sampler.batch_size=8",
             "trainer_cfg.sampler.frames_num_fixed=16",
-            "trainer_cfg.transform.0.trf_cfg.2.sequence_length=10",  # RandomSelectSequence
+            "trainer_cfg.transform.0.trf_cfg.2.sequence_length=10",  # RandomSelectSequence: two 10-frame views
             "evaluator_cfg.sampler.batch_size=16",
             "evaluator_cfg.sampler.frames_num_fixed=12",
         ],
-        "loss_log": "SupConLoss_loss=",
-        # two 10-frame views stacked on time in training; TTA mean at test
-        "probe_key": "backbone.main_stream.3.edge",
+        "embedding": (32, 1),  # TTA: mean of the sequence and its reversal
+        "logged": ["SupConLoss_loss="],
+        "trained_keys": ["backbone.main_stream.3.edge"],
     },
-    "gaittr": {
-        "config": REPO / "configs" / "demo" / "gaittr_demo.yaml",
-        "out": "output/Synthetic-CASIA-B/GaitTR/GaitTR-demo",
-        "save_name": "GaitTR-demo",
+    "GaitGraph2": {
+        "overrides": [
+            "model_cfg.input_branch=[5, 16, 8]",
+            "model_cfg.main_stream=[8, 32, 64]",
+            "model_cfg.num_class=32",
+            "trainer_cfg.sampler.batch_size=8",
+            "trainer_cfg.sampler.frames_num_fixed=12",
+            "evaluator_cfg.sampler.batch_size=16",
+            "evaluator_cfg.sampler.frames_num_fixed=12",
+        ],
+        "embedding": (3 * 32, 1),  # TTA: original | reversed | flipped
+        "logged": ["SupConLoss_loss="],
+        "trained_keys": ["backbone.fcn.weight", "backbone.main_stream.1.edge"],
+    },
+    "GaitTR": {
         "overrides": [
             "model_cfg.in_channels=[10, 32, 32]",
             "model_cfg.num_class=32",
@@ -44,32 +64,96 @@ MODELS = {
             "trainer_cfg.sampler.frames_num_fixed=12",
             "evaluator_cfg.sampler.batch_size=8",
         ],
-        "loss_log": "triplet_hard_loss=",
-        "probe_key": "backbone.1.st.attention.qkv.weight",
+        "embedding": (32, 1),
+        "logged": ["triplet_hard_loss="],
+        "trained_keys": ["backbone.1.st.attention.qkv.weight"],
     },
+    "gpgait": {
+        "overrides": [
+            "model_cfg.in_channels=[2, 8, 8, 8, 16]",
+            "model_cfg.num_class=4",  # one logit per training subject (4 of the 6)
+            "trainer_cfg.sampler.batch_size=[2, 2]",
+            "trainer_cfg.sampler.frames_num_fixed=12",
+            "evaluator_cfg.sampler.batch_size=8",
+        ],
+        "embedding": (16, 19),
+        "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
+        "trained_keys": ["pose.paths.part_2.blocks.0.gcn.PA", "angle.layer_share.0.gcn.conv_d.0.weight",
+                         "bnnecks.fc_bin"],
+    },
+    "RawJointsNN": {"overrides": [], "embedding": (4 * 17, 1), "logged": [], "trained_keys": []},
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_demo_trains_checkpoints_and_tests(tmp_path, name):
-    spec = MODELS[name]
-    over = dataset_overrides(tmp_path) + spec["overrides"]
-    cfg = str(spec["config"])
-    proc = run_cli(["--cfgs", cfg, "--phase", "train", *over], tmp_path)
-    out = tmp_path / spec["out"]
-    ckpts = sorted(p.name for p in (out / "checkpoints").glob("*.pt"))
-    assert ckpts == [f"{spec['save_name']}-00002.pt", f"{spec['save_name']}-00004.pt"]
-    assert "Iteration 00004" in proc.stderr and spec["loss_log"] in proc.stderr
-    state = torch.load(out / "checkpoints" / f"{spec['save_name']}-00004.pt", map_location="cpu", weights_only=True)
-    first = torch.load(out / "checkpoints" / f"{spec['save_name']}-00002.pt", map_location="cpu", weights_only=True)
-    assert state["iteration"] == 4
-    assert not torch.equal(state["model"][spec["probe_key"]], first["model"][spec["probe_key"]])  # it trained
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
 
-    for tag, iteration in (("00004", "4"), ("untrained", "0")):
+
+def test_every_demo_config_is_covered():
+    assert len(DEMOS) >= 5
+    models = {yaml.safe_load(p.read_text())["model_cfg"]["model"] for p in DEMOS}
+    assert models <= set(TINY), f"add a TINY entry for {sorted(models - set(TINY))}"
+
+
+@pytest.mark.parametrize("config", DEMOS, ids=[p.stem for p in DEMOS])
+def test_demo_trains_checkpoints_and_tests(tmp_path, config):
+    raw = yaml.safe_load(config.read_text())
+    model_name = raw["model_cfg"]["model"]
+    tiny = TINY[model_name]
+    over = synthetic_data_overrides(tmp_path) + schedule_overrides(4, 2) + tiny["overrides"]
+    cfg = str(config)
+    save_name = raw["evaluator_cfg"]["save_name"]
+    out = tmp_path / "output" / raw["data_cfg"]["dataset_name"] / model_name / save_name
+    ckpt_dir = out / "checkpoints"
+    trainable = count_parameters(build_model(raw["model_cfg"])) > 0
+
+    if trainable:
+        assert raw["trainer_cfg"]["save_name"] == save_name
+        proc = run_cli(["--cfgs", cfg, "--phase", "train", *over], tmp_path)
+        partition = json.loads((tmp_path / "partition.json").read_text())
+        assert (len(partition["TRAIN_SET"]), len(partition["TEST_SET"])) == (4, 2)
+        assert sorted(p.name for p in ckpt_dir.glob("*.pt")) == [f"{save_name}-00002.pt", f"{save_name}-00004.pt"]
+        first, last = load(ckpt_dir / f"{save_name}-00002.pt"), load(ckpt_dir / f"{save_name}-00004.pt")
+        assert (first["iteration"], last["iteration"]) == (2, 4)
+        assert {"model", "optimizer", "scheduler", "rng"} <= set(last)
+        assert "Iteration 00004" in proc.stderr
+        for logged in tiny["logged"]:
+            assert logged in proc.stderr, logged
+        for key in tiny["trained_keys"]:
+            assert not torch.equal(first["model"][key], last["model"][key]), key  # it trained
+        changed = [k for k, v in last["model"].items() if v.is_floating_point() and not torch.equal(v, first["model"][k])]
+        floating = [k for k, v in last["model"].items() if v.is_floating_point()]
+        assert len(changed) >= 0.9 * len(floating), sorted(set(floating) - set(changed))
+        # config_train.yaml is the resolved config, and it describes the checkpoints exactly
+        saved = yaml.safe_load((out / "config_train.yaml").read_text())
+        assert saved["trainer_cfg"]["total_iter"] == 4 and saved["trainer_cfg"]["save_iter"] == 2
+        assert saved["data_cfg"]["dataset_root"] == str(tmp_path / "data")
+        rebuilt = build_model(saved["model_cfg"])
+        assert set(last["model"]) == set(rebuilt.state_dict())  # constants (masks, graphs) stay out
+        rebuilt.load_state_dict(last["model"], strict=True)
+        runs = [("00004", "4", ckpt_dir / f"{save_name}-00004.pt"), ("untrained", "0", None)]
+    else:
+        assert not (tmp_path / "output").exists()
+        runs = [("untrained", "0", None)]
+
+    C, P = tiny["embedding"]
+    packed = raw["evaluator_cfg"]["sampler"].get("sample_type", "").startswith("all")
+    for tag, iteration, checkpoint in runs:
+        report_path = ckpt_dir / f"{save_name}-{tag}-test.json"
         proc = run_cli(["--cfgs", cfg, "--phase", "test", "--iter", iteration, *over], tmp_path)
-        report = json.loads((out / "checkpoints" / f"{spec['save_name']}-{tag}-test.json").read_text())
-        assert report["eval_func"] == "evaluate_indoor_dataset" and report["num_sequences"] == 2 * 10 * 2
-        assert "embedded 40 test sequences" in proc.stderr and "[40, 32, 1]" in proc.stderr
-        for cond in ("NM", "BG", "CL"):
-            assert 0.0 <= report["results"][f"scalar/test_accuracy/{cond}@R1"] <= 100.0
+        report = json.loads(report_path.read_text())
+        assert report["eval_func"] == "evaluate_indoor_dataset" and report["dataset"] == "CASIA-B"
+        assert report["num_sequences"] == 2 * 10 * 2  # 2 test subjects x 10 walks x 2 views
+        assert "embedded 40 test sequences" in proc.stderr and f"[40, {C}, {P}]" in proc.stderr
         assert "NM@R1:" in proc.stderr
+        assert (out / "config_test.yaml").is_file()
+        reference = check_run(tmp_path, out.relative_to(tmp_path), checkpoint, report_path.relative_to(tmp_path))
+        assert set(reference) == {f"scalar/test_accuracy/{c}@R1" for c in ("NM", "BG", "CL")}
+        if packed:  # one sequence per batch: the same accuracies (packed batches honour seqL)
+            run_cli(["--cfgs", cfg, "--phase", "test", "--iter", iteration, *over,
+                     "evaluator_cfg.sampler.batch_size=1"], tmp_path)
+            single = json.loads(report_path.read_text())
+            for key, (low, high) in reference.items():
+                assert low - 1e-6 <= single["results"][key] <= high + 1e-6, key
+                if low == high:
+                    assert single["results"][key] == pytest.approx(report["results"][key], abs=1e-9), key
