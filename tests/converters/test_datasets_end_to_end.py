@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from accuracy_reference import check_run
 from cli_helpers import DEMO_CFG, TINY_GAITGRAPH2, run_cli, schedule_overrides
 from raw_trees import bystander, openpose_frame, run_datasets_cli, synthetic, write_text
 
@@ -43,3 +44,8 @@ def test_raw_oumvlp_to_trained_and_tested_model(tmp_path):
     assert report["num_sequences"] == 3 * 2 * 2  # 3 test subjects x 2 types x 2 views
     acc = report["results"]["scalar/test_accuracy/NM@R1"]
     assert np.isfinite(acc) and 0.0 <= acc <= 100.0
+    # recomputed from the checkpoint by brute force, on the converted pickles
+    run = out.parent.relative_to(tmp_path)
+    reference = check_run(tmp_path, run, run / "checkpoints" / "GaitGraph2-demo-00003.pt",
+                          run / "checkpoints" / "GaitGraph2-demo-00003-test.json")
+    assert set(reference) == {"scalar/test_accuracy/NM@R1"}

@@ -3,13 +3,16 @@ dataset in that benchmark's layout, with that benchmark's protocol.
 
 Each shipped config is copied with only its sizes shrunk (batch, frames, iterations, dataset
 paths, GPGait's class count), so the architecture, transforms, losses, sampler types and
-evaluator under test are the shipped ones.
+evaluator under test are the shipped ones. The rank-k values (and Gait3D's mAP and mINP) each
+run reports are recomputed in this process from its checkpoint with brute-force loops
+(tests/accuracy_reference.py).
 """
 import json
 
 import pytest
 import yaml
 
+from accuracy_reference import check_run
 from cli_helpers import REPO, run_cli
 from fastposegait.data import synthetic
 
@@ -117,3 +120,7 @@ def test_config_family_trains_and_tests_on_its_synthetic_dataset(tmp_path, datas
     test_subjects = set(partition["TEST_SET"])
     on_disk = sum(1 for s in test_subjects for p in (root / s).rglob("*.pkl"))
     assert report["num_sequences"] == on_disk  # every test sequence embedded once
+    # the reported rank-k values, recomputed in this process from the checkpoint by brute force
+    ckpts = (out / "checkpoints").relative_to(tmp_path)
+    reference = check_run(tmp_path, out.relative_to(tmp_path), ckpts / f"{name}-00002.pt", ckpts / f"{name}-00002-test.json")
+    assert {k for k in scalars if "Rank" in k or "@R1" in k} <= set(reference) <= scalars

@@ -1,13 +1,16 @@
 """Train -> checkpoint -> test through the CLI, single process and under the launchers."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from accuracy_reference import check_run
 from cli_helpers import DEMO_CFG, MAIN, free_port, run_cli, tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -46,6 +49,13 @@ def test_single_process_train_checkpoint_test(tmp_path):
     for cond in ("NM", "BG", "CL"):
         assert 0.0 <= scalars[f"scalar/test_accuracy/{cond}@R1"] <= 100.0
     assert "NM@R1:" in proc.stderr
+    # the logged summary line carries the JSON's values, and they are recomputed by brute force
+    # from the checkpoint in this process
+    logged = dict(re.findall(r"(NM|BG|CL)@R1: ([0-9.]+)%", proc.stderr))
+    assert {c: float(v) for c, v in logged.items()} == {
+        c: pytest.approx(scalars[f"scalar/test_accuracy/{c}@R1"], abs=0.005) for c in ("NM", "BG", "CL")}
+    check_run(tmp_path, Path(OUT), Path(OUT) / "checkpoints" / "GaitGraph2-demo-00004.pt",
+              Path(OUT) / "checkpoints" / "GaitGraph2-demo-00004-test.json")
 
 
 def test_errors_are_one_line(tmp_path):
