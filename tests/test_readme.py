@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from accuracy_reference import check_run
 from cli_helpers import MAIN, REPO, run_cli, tiny_overrides
 
 README = (REPO / "README.md").read_text()
@@ -71,3 +72,6 @@ def test_readme_main_command_trains_then_tests(tmp_path):
     report = json.loads((out / "GaitGraph2-demo-00004-test.json").read_text())
     assert report["dataset"] == "CASIA-B"
     assert {"scalar/test_accuracy/NM@R1", "scalar/test_accuracy/BG@R1", "scalar/test_accuracy/CL@R1"} <= set(report["results"])
+    run = out.parent.relative_to(tmp_path)  # the reported values, recomputed from the checkpoint
+    check_run(tmp_path, run, run / "checkpoints" / "GaitGraph2-demo-00004.pt",
+              run / "checkpoints" / "GaitGraph2-demo-00004-test.json")
