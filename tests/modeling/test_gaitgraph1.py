@@ -1,4 +1,4 @@
-"""GaitGraph1: parameter counts (models.md §1, §3), two-view training output, reversal TTA,
+"""GaitGraph1: parameter counts (docs/models.md, GaitGraph1), two-view training output, reversal TTA,
 config errors. The generic checks (determinism, batch independence, one optimisation step,
 gradients, state dict) are in test_model_contract.py."""
 import numpy as np

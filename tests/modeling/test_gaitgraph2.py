@@ -1,4 +1,4 @@
-"""GaitGraph2: parameter counts (models.md), shapes, TTA, init. The generic checks (building
+"""GaitGraph2: parameter counts (docs/models.md, GaitGraph2), shapes, TTA, init. The generic checks (building
 from the config alone, determinism, batch independence, one optimisation step, gradients,
 state dict) are in test_model_contract.py."""
 import numpy as np

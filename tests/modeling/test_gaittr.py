@@ -1,4 +1,4 @@
-"""GaitTR: per-block parameter counts (models.md §4), layer math against hand-written
+"""GaitTR: per-block parameter counts (docs/models.md, GaitTR), layer math against hand-written
 references, shapes, packed-sequence handling, errors. The generic checks (determinism, batch
 independence, one optimisation step, gradients, state dict) are in test_model_contract.py."""
 import math
@@ -215,7 +215,7 @@ def _randomise_batchnorm(model, seed):
 
 
 def test_packed_test_batch_equals_each_sequence_alone():
-    """A packed batch (seqL) is embedded per walk, in one padded and masked call (upstream Q11
+    """A packed batch (seqL) is embedded per walk, in one padded and masked call (upstream
     merged the walks into one feature)."""
     torch.manual_seed(0)
     model = build_model(CASIA_B).eval().double()  # float64: equality up to rounding is tight

@@ -1,4 +1,4 @@
-"""GPGait: parameter counts (models.md §5), partitions, PAGCN math, pooling, heads, packed
+"""GPGait: parameter counts (docs/models.md, GPGait), partitions, PAGCN math, pooling, heads, packed
 sequences, shapes and initialisation. The generic checks (building from the config alone,
 determinism, batch independence, losses, gradients, one optimisation step, state dict) are in
 test_model_contract.py."""
@@ -101,7 +101,7 @@ def test_initialisation():
 # Partitions, masks and buffers
 # ------------------------------------------------------------------------------------------
 
-SPEC_PARTITIONS = {  # models.md §5, written out
+SPEC_PARTITIONS = {  # docs/models.md (GPGait, Partitions), written out
     "coco": [
         [list(range(17))],
         [[5, 7, 9], [6, 8, 10], [11, 13, 15], [12, 14, 16], [0, 1, 2, 3, 4]],
@@ -170,7 +170,7 @@ def test_buffers_follow_the_module_and_are_not_rebuilt():
 
 
 def pagcn_reference(gcn, x, A, mask=None):
-    """models.md §5 PAGCN one sample and one subset at a time."""
+    """PAGCN as docs/models.md (GPGait) writes it, one sample and one subset at a time."""
     n_samples, c, t, v = x.shape
     out = []
     for n in range(n_samples):

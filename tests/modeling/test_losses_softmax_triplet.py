@@ -1,5 +1,5 @@
 """CrossEntropyLoss and TripletLoss against brute-force references written as explicit loops
-(models.md §6), their logged statistics, edge cases and gradients."""
+(docs/models.md), their logged statistics, edge cases and gradients."""
 import math
 
 import pytest

@@ -71,7 +71,7 @@ class Spec:
 
 
 def behind_zero_initialised_bn_up(model: nn.Module) -> Set[str]:
-    """ResGCN's ``zero_init_last_bn`` (models.md §0) zeroes the scale of each Bottleneck's last
+    """ResGCN's ``zero_init_last_bn`` (docs/models.md, Initialisation) zeroes the scale of each Bottleneck's last
     BatchNorm, so a fresh Bottleneck outputs its residual path: the layers before its ``bn_up``
     (and the module's edge importance, used only by the spatial block) get a zero gradient until
     that scale moves. Everything else, ``bn_up`` itself and the residual convolutions included,

@@ -1,7 +1,7 @@
 """Every shipped config builds a model with exactly the upstream parameter count.
 
-REFERENCE_PARAMS is the full table of ``../shared/spec/reference_params.json`` (33 upstream
-configs, counts measured by building the original code). Rows are checked for the model
+REFERENCE_PARAMS is the full table of reference parameter counts (33 upstream configs,
+counts measured by building the original code). Rows are checked for the model
 families listed in FAMILIES; a family joins the check by adding its folder name there, once
 its model is registered and its configs exist. A listed row whose config is missing fails
 (it is never skipped).
