@@ -22,8 +22,11 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from ..config.sections import SamplerSection
 from .batch import Batch
 from .transforms import Transform, time_axis_of
+
+FRAME_KEYS = SamplerSection.FRAME_KEYS
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class FrameSampler:
         sample_type: ``fixed|unfixed|all`` + ``_ordered|_unordered``.
         frames_num_fixed: n for ``fixed``.
         frames_num_min / frames_num_max: n is uniform in [min, max] per sequence (``unfixed``).
-        frames_skip_num: s; ordered sampling picks n sorted frames from a window of n + s.
+        frames_skip_num: s (None: 0); ordered sampling picks n sorted frames from a window of n + s.
         frames_all_limit: ``all`` keeps at most this many leading frames.
     """
 
@@ -42,7 +45,7 @@ class FrameSampler:
     frames_num_fixed: Optional[int] = None
     frames_num_min: Optional[int] = None
     frames_num_max: Optional[int] = None
-    frames_skip_num: int = 0
+    frames_skip_num: Optional[int] = None
     frames_all_limit: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -137,12 +140,6 @@ def _apply(transform: Callable[..., Any], array: np.ndarray, rng: np.random.Gene
 
 
 def frame_sampler_from_cfg(sampler_cfg: Mapping[str, Any]) -> FrameSampler:
-    """Build a :class:`FrameSampler` from a ``trainer_cfg.sampler``/``evaluator_cfg.sampler``."""
-    return FrameSampler(
-        sample_type=sampler_cfg["sample_type"],
-        frames_num_fixed=sampler_cfg.get("frames_num_fixed"),
-        frames_num_min=sampler_cfg.get("frames_num_min"),
-        frames_num_max=sampler_cfg.get("frames_num_max"),
-        frames_skip_num=int(sampler_cfg.get("frames_skip_num", 0) or 0),
-        frames_all_limit=sampler_cfg.get("frames_all_limit"),
-    )
+    """Build a :class:`FrameSampler` from a ``trainer_cfg.sampler``/``evaluator_cfg.sampler``
+    mapping (keys it does not give are not set)."""
+    return FrameSampler(**{key: sampler_cfg.get(key) for key in FRAME_KEYS})
