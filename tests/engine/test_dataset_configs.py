@@ -122,5 +122,6 @@ def test_config_family_trains_and_tests_on_its_synthetic_dataset(tmp_path, datas
     assert report["num_sequences"] == on_disk  # every test sequence embedded once
     # the reported rank-k values, recomputed in this process from the checkpoint by brute force
     ckpts = (out / "checkpoints").relative_to(tmp_path)
-    reference = check_run(tmp_path, out.relative_to(tmp_path), ckpts / f"{name}-00002.pt", ckpts / f"{name}-00002-test.json")
+    reference = check_run(tmp_path, out.relative_to(tmp_path), ckpts / f"{name}-00002.pt",
+                          ckpts / f"{name}-00002-test.json")
     assert {k for k in scalars if "Rank" in k or "@R1" in k} <= set(reference) <= scalars
