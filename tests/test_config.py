@@ -114,6 +114,10 @@ def test_unknown_model_lists_valid_and_closest(tmp_path):
     ("data_cfg.cache=yes please", "data_cfg.cache (set on the command line): must be bool"),
     ("trainer_cfg.restore_hint=[1]", "trainer_cfg.restore_hint (set on the command line): must be int or str"),
     ("model_cfg.model=null", "model_cfg.model (set on the command line): is missing"),
+    ("trainer_cfg.sampler.frames_num_fixed=0", "trainer_cfg.sampler.frames_num_fixed (set on the command line): "
+                                               "must be a positive integer, got 0"),
+    ("evaluator_cfg.sampler.frames_skip_num=-1", "evaluator_cfg.sampler.frames_skip_num (set on the command line): "
+                                                "must be >= 0"),
 ])
 def test_validation_messages(tmp_path, override, message):
     with pytest.raises(ConfigError) as info:
@@ -176,13 +180,17 @@ def test_default_yaml_holds_the_value_of_every_field_without_a_python_default():
     import yaml
 
     from fastposegait.config import DataSection, EvaluatorSection, SamplerSection, TrainerSection
+    from fastposegait.data.frames import FrameSampler
 
     defaults = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    samplers = [defaults["trainer_cfg"]["sampler"], defaults["evaluator_cfg"]["sampler"]]
     sections = [(DataSection, defaults["data_cfg"]), (TrainerSection, defaults["trainer_cfg"]),
-                (EvaluatorSection, defaults["evaluator_cfg"]), (SamplerSection, defaults["trainer_cfg"]["sampler"]),
-                (SamplerSection, defaults["evaluator_cfg"]["sampler"])]
+                (EvaluatorSection, defaults["evaluator_cfg"])]
+    sections += [(cls, values) for values in samplers for cls in (SamplerSection, FrameSampler)]
     for cls, values in sections:
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        if cls is SamplerSection:  # its frame keys are FrameSampler's fields (checked next)
+            del fields["frames"]
         required = {n for n, f in fields.items()
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         assert required <= set(values), (cls.__name__, sorted(required - set(values)))
@@ -190,7 +198,7 @@ def test_default_yaml_holds_the_value_of_every_field_without_a_python_default():
         for name, f in fields.items():
             if name not in required:
                 assert (f.default is None) or (name == "options" and f.default_factory() == {}), (cls.__name__, name)
-        if cls is not SamplerSection:  # sampler sections may carry the sampler's own arguments
+        if cls not in (SamplerSection, FrameSampler):  # samplers may carry the sampler's own arguments
             assert set(values) <= set(fields), (cls.__name__, sorted(set(values) - set(fields)))
 
 
@@ -199,7 +207,8 @@ def test_typed_config_reads_the_resolved_values(tmp_path):
 
     config = load_typed_config(GG2, ["trainer_cfg.total_iter=7", "data_cfg.num_workers=3"])
     assert config.trainer.total_iter == 7 and config.data.num_workers == 3
-    assert config.trainer.sampler.batch_size == 768 and config.trainer.sampler.sample_type == "fixed_ordered"
+    assert config.trainer.sampler.batch_size == 768 and config.trainer.sampler.frames.sample_type == "fixed_ordered"
+    assert config.trainer.sampler.frames.frames_num_fixed == 60
     assert config.evaluator.metric == "cos" and config.evaluator.max_sequences_per_call is None
     assert config.optimizer.name == "AdamW" and config.scheduler.kwargs["total_steps"] == 500
     assert config.data.test_dataset_name == "CASIA-B" and config.data.cache_dir is None

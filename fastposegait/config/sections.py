@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Optional, Tuple, Type, TypeVar, Union
 
+from ..data.frames import FRAME_KEYS, FrameSampler
 from ..errors import ConfigError
 from ..registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS, Registry, closest_name
 
@@ -155,56 +156,62 @@ def _positive(checker: Checker, key: str, value: Optional[int], what: str = "a p
 @dataclass(frozen=True)
 class SamplerSection:
     """``trainer_cfg.sampler`` / ``evaluator_cfg.sampler``: which sequences form a batch
-    (``type``, ``batch_size``) and which frames of each are taken (``sample_type`` and the
-    ``frames_*`` keys). Other keys are the sampler class's own arguments (``options``)."""
+    (``type``, ``batch_size``), which frames of each are taken (``frames``: the
+    ``sample_type`` and ``frames_*`` keys, whose names and types are the fields of
+    :class:`~fastposegait.data.frames.FrameSampler`), and the sampler class's own arguments
+    (``options``, e.g. ``batch_shuffle``)."""
 
     type: str
     batch_size: Union[int, List[int]]
-    sample_type: str
-    frames_num_fixed: Optional[int] = None
-    frames_num_min: Optional[int] = None
-    frames_num_max: Optional[int] = None
-    frames_skip_num: Optional[int] = None
-    frames_all_limit: Optional[int] = None
+    frames: FrameSampler
     options: Dict[str, Any] = field(default_factory=dict)
-
-    FRAME_KEYS = ("sample_type", "frames_num_fixed", "frames_num_min", "frames_num_max",
-                  "frames_skip_num", "frames_all_limit")
 
     @classmethod
     def from_mapping(cls, value: Any, key: str, checker: Checker) -> "SamplerSection":
         values = checker.mapping(value, key, "a mapping with type, batch_size and sample_type")
-        fields = read_fields(cls, values, key, checker, skip=("batch_size", "options"))
-        checker.registered(SAMPLERS, fields["type"], f"{key}.type")
-        if fields["sample_type"] not in SAMPLE_TYPES:
+        name = read_fields(_SamplerName, values, key, checker)["type"]
+        checker.registered(SAMPLERS, name, f"{key}.type")
+        frame_values = read_fields(FrameSampler, values, key, checker)
+        if frame_values["sample_type"] not in SAMPLE_TYPES:
             checker.fail(f"{key}.sample_type",
-                         f"must be one of {', '.join(SAMPLE_TYPES)}, got {fields['sample_type']!r}")
-        section = cls(batch_size=values.get("batch_size"), options={k: v for k, v in values.items()
-                                                                     if k not in field_names(cls)}, **fields)
-        section._check(key, checker)
-        return section
-
-    def _check(self, key: str, checker: Checker) -> None:
-        batch = self.batch_size
-        if SAMPLERS.canonical(self.type) == "TripletSampler":
-            if not (isinstance(batch, list) and len(batch) == 2 and all(_is_int(b) and b > 0 for b in batch)):
-                checker.fail(f"{key}.batch_size", f"TripletSampler needs [P, K], two positive integers; got {batch!r}")
-        elif not (_is_int(batch) and batch > 0):
-            checker.fail(f"{key}.batch_size", f"{self.type} needs a positive integer; got {batch!r}")
-        mode = self.sample_type.split("_")[0]
-        if mode == "fixed" and self.frames_num_fixed is None:
-            checker.fail(f"{key}.frames_num_fixed", "is missing; add it to the config")
-        if mode == "unfixed":
-            for name in ("frames_num_min", "frames_num_max"):
-                if getattr(self, name) is None:
-                    checker.fail(f"{key}.{name}", "is missing; add it to the config")
-            if self.frames_num_min > self.frames_num_max:  # type: ignore[operator]
-                checker.fail(f"{key}.frames_num_min", "must not exceed frames_num_max")
+                         f"must be one of {', '.join(SAMPLE_TYPES)}, got {frame_values['sample_type']!r}")
+        _check_batch_size(name, values.get("batch_size"), key, checker)
+        _check_frame_counts(frame_values, key, checker)
+        options = {k: v for k, v in values.items() if k not in ("type", "batch_size", *FRAME_KEYS)}
+        return cls(name, values["batch_size"], FrameSampler(**frame_values), options)
 
     def as_mapping(self) -> Dict[str, Any]:
         """The section as the mapping the data layer takes (``fastposegait.data.loader``)."""
-        out = {f: getattr(self, f) for f in field_names(self) if f != "options"}
-        return {**out, **self.options}
+        frames = {k: getattr(self.frames, k) for k in FRAME_KEYS}
+        return {"type": self.type, "batch_size": self.batch_size, **frames, **self.options}
+
+
+@dataclass(frozen=True)
+class _SamplerName:
+    type: str
+
+
+def _check_batch_size(sampler: str, batch: Any, key: str, checker: Checker) -> None:
+    if SAMPLERS.canonical(sampler) == "TripletSampler":
+        if not (isinstance(batch, list) and len(batch) == 2 and all(_is_int(b) and b > 0 for b in batch)):
+            checker.fail(f"{key}.batch_size", f"TripletSampler needs [P, K], two positive integers; got {batch!r}")
+    elif not (_is_int(batch) and batch > 0):
+        checker.fail(f"{key}.batch_size", f"{sampler} needs a positive integer; got {batch!r}")
+
+
+def _check_frame_counts(frames: Mapping[str, Any], key: str, checker: Checker) -> None:
+    """The frame counts that ``sample_type`` needs are given and consistent."""
+    mode = frames["sample_type"].split("_")[0]
+    needed = {"fixed": ("frames_num_fixed",), "unfixed": ("frames_num_min", "frames_num_max")}.get(mode, ())
+    for name in needed:
+        if frames.get(name) is None:
+            checker.fail(f"{key}.{name}", "is missing; add it to the config")
+    for name in ("frames_num_fixed", "frames_num_min", "frames_num_max", "frames_all_limit"):
+        _positive(checker, f"{key}.{name}", frames.get(name))
+    if (frames.get("frames_skip_num") or 0) < 0:
+        checker.fail(f"{key}.frames_skip_num", f"must be >= 0, got {frames['frames_skip_num']}")
+    if mode == "unfixed" and frames["frames_num_min"] > frames["frames_num_max"]:
+        checker.fail(f"{key}.frames_num_min", "must not exceed frames_num_max")
 
 
 def check_transforms(cfg: Any, key: str, checker: Checker) -> None:

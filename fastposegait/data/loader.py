@@ -12,17 +12,17 @@ from typing import Any, Mapping
 
 from torch.utils.data import DataLoader, Dataset
 
-from ..config.sections import SamplerSection
 from ..kwargs import filter_kwargs
 from ..registry import SAMPLERS
 from .batch import Batch
-from .collate import BatchCollator, frame_sampler_from_cfg
+from .collate import BatchCollator
+from .frames import FRAME_KEYS, frame_sampler_from_cfg
 from .dataset import PoseDataset
 from .sampler import BatchRequest, batch_rng
 from .transforms import build_transforms
 
 # sampler-section keys consumed by the frame sampler or the registry lookup, not the sampler
-_FRAME_KEYS = ("type", *SamplerSection.FRAME_KEYS)
+_FRAME_KEYS = ("type", *FRAME_KEYS)
 
 
 class BatchBuilder(Dataset):
