@@ -154,6 +154,18 @@ def hit_bounds(probe: np.ndarray, gallery: np.ndarray, match: np.ndarray, metric
     return int(worst_rank <= k), int(best_rank <= k)
 
 
+def hits_over_probes(emb: np.ndarray, subjects: Sequence[str], probes: Sequence[int], gallery: Sequence[int],
+                     metric: str, k: int) -> Tuple[int, int]:
+    """How many ``probes`` have a same-subject entry among their ``k`` nearest ``gallery``
+    entries: the (lowest, highest) count over the orders that near ties allow."""
+    lo = hi = 0
+    for i in probes:
+        match = np.array([subjects[j] == subjects[i] for j in gallery])
+        a, b = hit_bounds(emb[i], emb[list(gallery)], match, metric, k)
+        lo, hi = lo + a, hi + b
+    return lo, hi
+
+
 # ------------------------------------------------------------------------------------------
 # Protocols
 # ------------------------------------------------------------------------------------------
@@ -204,10 +216,7 @@ def grew_local(split: EmbeddedSplit, metric: str, ranks: Sequence[int] = (1, 5))
     assert probes and gallery
     out = {}
     for k in ranks:
-        lo = hi = 0
-        for i in probes:
-            a, b = hit_bounds(emb[i], emb[gallery], np.array([subjects[j] == subjects[i] for j in gallery]), metric, k)
-            lo, hi = lo + a, hi + b
+        lo, hi = hits_over_probes(emb, subjects, probes, gallery, metric, k)
         out[f"Rank-{k}"] = (round(100.0 * lo / len(probes), 2), round(100.0 * hi / len(probes), 2))
     return out
 
@@ -227,10 +236,7 @@ def gait3d(split: EmbeddedSplit, metric: str, partition: Path, ranks: Sequence[i
     assert valid, "no Gait3D probe has a gallery match"
     out = {}
     for k in ranks:
-        lo = hi = 0
-        for i in valid:
-            a, b = hit_bounds(emb[i], emb[gallery], np.array([subjects[j] == subjects[i] for j in gallery]), metric, k)
-            lo, hi = lo + a, hi + b
+        lo, hi = hits_over_probes(emb, subjects, valid, gallery, metric, k)
         out[f"Rank-{k}"] = (100.0 * lo / len(valid), 100.0 * hi / len(valid))
     aps, inps = [], []
     for i in valid:
