@@ -384,7 +384,7 @@ def test_hod_angle_examples(joints, slot, expected):
 
 
 def reference_angle(p, j, a, b=None):
-    """Law of cosines as the spec words it."""
+    """The angle at j by the law of cosines (the original's definition), written independently."""
     second = np.array([p[j, 0], p[a, 1]]) if b is None else p[b]
     s1, s2, s3 = np.linalg.norm(p[j] - p[a]), np.linalg.norm(p[j] - second), np.linalg.norm(p[a] - second)
     if s1 * s2 == 0:

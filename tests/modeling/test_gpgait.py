@@ -165,7 +165,7 @@ def test_buffers_follow_the_module_and_are_not_rebuilt():
 
 
 # ------------------------------------------------------------------------------------------
-# PAGCN against a literal, loop-based reading of the spec
+# PAGCN against a literal, loop-based reading of its definition (docs/models.md, "GPGait")
 # ------------------------------------------------------------------------------------------
 
 
