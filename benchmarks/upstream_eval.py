@@ -139,8 +139,8 @@ def evaluate_indoor_dataset(
                     hits = np.sum(labels[gallery][nearest] == labels[probe])
                     acc[a, b] = np.round(hits * 100 / probe.sum(), 2)
             # identical views excluded: the diagonal subtracted cell by cell, then the row summed
-            # (so [33.33, 100] gives exactly 100.0, as the original's evaluator does; tests/evaluation
-            # test_protocols.py, worked example E3)
+            # (so [33.33, 100] gives exactly 100.0, as the original's evaluator does; worked example
+            # E3 in tests/evaluation/test_protocols.py)
             per_view = np.sum(acc - np.diag(np.diag(acc)), 1) / (num_views - 1)
             results[PREFIX + f"{name}@R1"] = float(np.mean(per_view))
             results[f"table/{name}@R1"] = per_view.tolist()
