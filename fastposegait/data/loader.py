@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..kwargs import filter_kwargs
@@ -79,7 +80,12 @@ def build_loader(
     kwargs: dict = {}
     if num_workers > 0:
         kwargs.update(persistent_workers=training, prefetch_factor=4)
+    # Starting an iteration draws the workers' base seed from this generator. Left to the
+    # global torch generator, that draw would shift the model's random stream (dropout) by one
+    # in a resumed run, which restores the global state and only then starts the loader. The
+    # workers do not use the base seed: every sequence has its own keyed generator.
+    generator = torch.Generator().manual_seed(seed + rank)
     return DataLoader(
         builder, sampler=sampler, batch_size=None, collate_fn=_identity,
-        num_workers=num_workers, pin_memory=pin_memory, **kwargs,
+        num_workers=num_workers, pin_memory=pin_memory, generator=generator, **kwargs,
     )

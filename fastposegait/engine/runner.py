@@ -236,9 +236,10 @@ class Runner:
         scheduler = build_scheduler(self.config.scheduler, optimizer)
         dtype = autocast_dtype(trainer, "trainer_cfg", self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
-        self._restore_training(optimizer, scheduler, scaler)
+        parts = TrainingParts(loader, losses, optimizer, scheduler, scaler, autocast_factory(self.device, dtype))
+        self._restore_training(parts)
         loader.sampler.start = self.batches_seen
-        return TrainingParts(loader, losses, optimizer, scheduler, scaler, autocast_factory(self.device, dtype))
+        return parts
 
     def train_step(self, parts: TrainingParts, batch: Any) -> Optional[Tuple[torch.Tensor, Dict[str, Any], Dict[str, Any]]]:
         """One optimisation step on a collated batch: forward, losses, backward, optimizer and
@@ -264,7 +265,11 @@ class Runner:
         parts.scheduler.step()
         return loss, info, output
 
-    def _restore_training(self, optimizer, scheduler, scaler) -> int:
+    def _restore_training(self, parts: TrainingParts) -> int:
+        """Apply ``trainer_cfg.restore_hint``: weights (and learnable loss parameters), optimizer
+        and scheduler states; for an iteration (a resume) also the counters, the AMP scaler and
+        every rank's random states, so the run continues as if it had never stopped."""
+        optimizer, scheduler, scaler = parts.optimizer, parts.scheduler, parts.scaler
         trainer = self.config.trainer
         hint = trainer.restore_hint
         if _no_restore(hint):
@@ -272,6 +277,8 @@ class Runner:
         path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
         ckpt = load_checkpoint(path)
         self._load_model_state(ckpt, trainer.restore_ckpt_strict, path)
+        if "loss" in ckpt:
+            parts.losses.load_state_dict(ckpt["loss"])
         if trainer.optimizer_reset or "optimizer" not in ckpt:
             logger.warning("optimizer state not restored (%s)", "optimizer_reset" if "optimizer" in ckpt else "absent")
         else:
@@ -291,19 +298,23 @@ class Runner:
         logger.info("restored %s (iteration %d)", path, self.iteration)
         return self.iteration
 
-    def _save(self, optimizer, scheduler, scaler) -> None:
+    def _save(self, parts: TrainingParts) -> None:
+        """Write ``<save_name>-<iteration>.pt`` on rank 0 (every rank's RNG states included)."""
         rng_states = dist_utils.all_gather_object(capture_rng_state())
         if self.rank == 0:
             payload = {
                 "model": self.model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "optimizer": parts.optimizer.state_dict(),
+                "scheduler": parts.scheduler.state_dict(),
                 "iteration": self.iteration,
                 "batches_seen": self.batches_seen,
                 "rng": rng_states,
             }
-            if scaler.is_enabled():
-                payload["scaler"] = scaler.state_dict()
+            loss_state = parts.losses.state_dict()
+            if loss_state:  # losses with parameters (a learnable class matrix) train too
+                payload["loss"] = loss_state
+            if parts.scaler.is_enabled():
+                payload["scaler"] = parts.scaler.state_dict()
             path = checkpoint_path(self.checkpoint_dir, self.save_name, self.iteration)
             save_checkpoint(path, payload)
             logger.info("checkpoint saved: %s", path)
@@ -330,9 +341,9 @@ class Runner:
                 continue
             loss, info, output = step
             self.iteration += 1
-            for key, value in info.items():  # kept on the device: no synchronisation per step
-                window[key].append(value.detach())
             visual = output.get("visual_summary", {})
+            for key, value in {**info, **_scalars(visual)}.items():  # on the device: no sync per step
+                window[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
             if bar is not None:
                 bar.update(1)
             if self.iteration % log_iter == 0:
@@ -346,7 +357,7 @@ class Runner:
                 self.writer.scalars(means, self.iteration)
                 timer = time.time()
             if self.iteration % save_iter == 0:
-                self._save(parts.optimizer, parts.scheduler, parts.scaler)
+                self._save(parts)
                 self.writer.images(visual, self.iteration)
                 if trainer.with_test:
                     results = self.run_test(f"{self.iteration:05d}")
@@ -360,7 +371,14 @@ class Runner:
                 break
         if bar is not None:
             bar.close()
+        if self.iteration % save_iter != 0:  # total_iter is not a multiple of save_iter
+            self._save(parts)
         logger.info("training finished at iteration %d", self.iteration)
+
+
+def _scalars(summary: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``scalar/`` entries of a model's ``visual_summary`` (logged like the losses')."""
+    return {k: v for k, v in summary.items() if k.startswith("scalar/")}
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,73 +17,12 @@ import torch
 import yaml
 
 from accuracy_reference import check_run
-from cli_helpers import REPO, run_cli, schedule_overrides, synthetic_data_overrides
+from cli_helpers import REPO, TINY, run_cli, schedule_overrides, synthetic_data_overrides
 from fastposegait.modeling import build_model, count_parameters
 
 pytestmark = pytest.mark.slow
 
 DEMOS = sorted((REPO / "configs" / "demo").glob("*.yaml"))
-
-#: per model (model_cfg.model of a demo): narrow widths and small batches; the test embedding
-#: shape (C, P) they give; what training logs; tensors that must change between checkpoints
-TINY = {
-    "GaitGraph1": {
-        "overrides": [
-            "model_cfg.input_branch=[3, 16, 8]",
-            "model_cfg.main_stream=[8, 32, 32, 64, 64]",
-            "model_cfg.num_class=32",
-            "trainer_cfg.sampler.batch_size=8",
-            "trainer_cfg.sampler.frames_num_fixed=16",
-            "trainer_cfg.transform.0.trf_cfg.2.sequence_length=10",  # RandomSelectSequence: two 10-frame views
-            "evaluator_cfg.sampler.batch_size=16",
-            "evaluator_cfg.sampler.frames_num_fixed=12",
-        ],
-        "embedding": (32, 1),  # TTA: mean of the sequence and its reversal
-        "logged": ["SupConLoss_loss="],
-        "trained_keys": ["backbone.main_stream.3.edge"],
-    },
-    "GaitGraph2": {
-        "overrides": [
-            "model_cfg.input_branch=[5, 16, 8]",
-            "model_cfg.main_stream=[8, 32, 64]",
-            "model_cfg.num_class=32",
-            "trainer_cfg.sampler.batch_size=8",
-            "trainer_cfg.sampler.frames_num_fixed=12",
-            "evaluator_cfg.sampler.batch_size=16",
-            "evaluator_cfg.sampler.frames_num_fixed=12",
-        ],
-        "embedding": (3 * 32, 1),  # TTA: original | reversed | flipped
-        "logged": ["SupConLoss_loss="],
-        "trained_keys": ["backbone.fcn.weight", "backbone.main_stream.1.edge"],
-    },
-    "GaitTR": {
-        "overrides": [
-            "model_cfg.in_channels=[10, 32, 32]",
-            "model_cfg.num_class=32",
-            "trainer_cfg.sampler.batch_size=[4, 2]",
-            "trainer_cfg.sampler.frames_num_fixed=12",
-            "evaluator_cfg.sampler.batch_size=8",
-        ],
-        "embedding": (32, 1),
-        "logged": ["triplet_hard_loss="],
-        "trained_keys": ["backbone.1.st.attention.qkv.weight"],
-    },
-    "gpgait": {
-        "overrides": [
-            "model_cfg.in_channels=[2, 8, 8, 8, 16]",
-            "model_cfg.num_class=4",  # one logit per training subject (4 of the 6)
-            "trainer_cfg.sampler.batch_size=[2, 2]",
-            "trainer_cfg.sampler.frames_num_fixed=12",
-            "evaluator_cfg.sampler.batch_size=8",
-        ],
-        "embedding": (16, 19),
-        "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
-        "trained_keys": ["pose.paths.part_2.blocks.0.gcn.PA", "angle.layer_share.0.gcn.conv_d.0.weight",
-                         "bnnecks.fc_bin"],
-    },
-    "RawJointsNN": {"overrides": [], "embedding": (4 * 17, 1), "logged": [], "trained_keys": []},
-}
-
 
 def load(path):
     return torch.load(path, map_location="cpu", weights_only=True)
