@@ -99,3 +99,36 @@ def checkpoint_at_start(tmp_path, monkeypatch, loss):
     runner = runner_for(tmp_path / "fresh", monkeypatch, "gaitgraph2_demo", *loss)
     parts = runner.build_training()
     return parts.losses.state_dict()["losses.SupConLoss.weight"].clone()
+
+
+def test_training_ends_with_a_checkpoint_when_total_iter_is_not_a_multiple_of_save_iter(tmp_path, monkeypatch):
+    runner = runner_for(tmp_path, monkeypatch, "gaitgraph2_demo", "trainer_cfg.total_iter=3",
+                        "trainer_cfg.save_iter=10")
+    runner.train()
+    assert sorted(p.name for p in runner.checkpoint_dir.glob("*.pt")) == [f"{runner.save_name}-00003.pt"]
+    assert checkpoint(runner, 3)["iteration"] == 3
+
+
+def test_a_models_scalar_summaries_are_logged_and_written_to_tensorboard(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runner = runner_for(tmp_path, monkeypatch, "gaitgraph2_demo", "trainer_cfg.total_iter=2")
+    forward = runner.model.forward
+    calls = []
+
+    def with_a_scalar(inputs):
+        out = forward(inputs)
+        calls.append(float(len(calls) + 1))
+        out["visual_summary"]["scalar/probe/value"] = torch.tensor(calls[-1])
+        return out
+
+    monkeypatch.setattr(runner.model, "forward", with_a_scalar)
+    logging.getLogger("fastposegait").propagate = True
+    with caplog.at_level(logging.INFO, logger="fastposegait"):
+        runner.train()
+    assert "probe_value=1.0000" in caplog.text and "probe_value=2.0000" in caplog.text
+    events = EventAccumulator(str(runner.output_dir / "summary"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("probe/value")] == [(1, 1.0), (2, 2.0)]
