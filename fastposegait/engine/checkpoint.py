@@ -8,6 +8,7 @@ fsynced and renamed, and loaded with ``weights_only=True`` (no code runs from a 
 """
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Union
@@ -17,6 +18,8 @@ import torch
 
 from ..data.io import atomic_write
 from ..errors import CheckpointError
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -68,8 +71,81 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, payload: Dict[str, Any]) -> None:
-    """Atomically ``torch.save`` ``payload`` to ``path``."""
-    atomic_write(path, lambda f: torch.save(payload, f))
+    """Atomically ``torch.save`` ``payload`` to ``path``.
+
+    A failed write (full disk, read-only folder, quota) leaves the earlier checkpoints as they
+    were and no partial file, and is one :class:`CheckpointError` naming the path.
+    """
+    try:
+        atomic_write(path, lambda f: torch.save(payload, f))
+    except OSError as exc:
+        earlier = sorted(p.name for p in path.parent.glob("*.pt") if p != path) if path.parent.is_dir() else []
+        kept = f"; the earlier checkpoints are intact (latest: {earlier[-1]})" if earlier else ""
+        raise CheckpointError(
+            f"{path}: cannot write the checkpoint ({exc.strerror or exc}){kept}. Free space or make "
+            f"{path.parent} writable, then resume from the latest checkpoint with --iter"
+        ) from None
+
+
+def remove_stale_temps(checkpoint_dir: Path) -> int:
+    """Delete the temp files of checkpoint writes that a killed run left behind (never read:
+    a checkpoint only appears under its final name). Returns how many were removed."""
+    removed = 0
+    if checkpoint_dir.is_dir():
+        for leftover in checkpoint_dir.glob(".*.pt.*.tmp"):
+            try:
+                leftover.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def load_model_state(model: torch.nn.Module, state: Dict[str, Any], strict: bool, path: Path) -> List[str]:
+    """Load ``state`` into ``model``; returns the model keys left at their initial values.
+
+    ``strict``: every tensor must match by name and shape, else one :class:`CheckpointError`
+    that counts and names the differences. Not strict: the tensors that match are loaded, the
+    others are named in a warning; a checkpoint of which no tensor fits is an error.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if strict and (missing or unexpected or reshaped):
+        differences = _differences(missing, unexpected, reshaped, state, own)
+        raise CheckpointError(
+            f"{path} does not fit model {type(model).__name__}: {differences}. It was written for another "
+            "model_cfg: test or resume with the config it was trained with, or set restore_ckpt_strict: false "
+            "to load only the tensors that match"
+        )
+    matching = {k: v for k, v in state.items() if k in own and k not in reshaped}
+    if not matching:
+        raise CheckpointError(
+            f"{path}: none of its {len(state)} tensors fits model {type(model).__name__} "
+            f"({_differences(missing, unexpected, reshaped, state, own)}); it is a checkpoint of another model"
+        )
+    model.load_state_dict(matching, strict=False)
+    left = [k for k in own if k not in matching]
+    if left:
+        logger.warning("%s: %d of the model's %d tensors were not in the checkpoint or had another shape "
+                       "and keep their initial values (restore_ckpt_strict: false): %s%s", path, len(left),
+                       len(own), ", ".join(left[:8]), " ..." if len(left) > 8 else "")
+    return left
+
+
+def _differences(missing: List[str], unexpected: List[str], reshaped: List[str], state: Dict[str, Any],
+                 own: Dict[str, Any]) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} model tensor(s) missing from it (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} tensor(s) the model does not have (e.g. {unexpected[0]})")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"{len(reshaped)} of another shape (e.g. {k}: checkpoint {list(state[k].shape)}, "
+                     f"model {list(own[k].shape)})")
+    return ", ".join(parts)
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:

@@ -35,8 +35,8 @@ from ..data.loader import build_loader
 from ..modeling import BaseModel, build_model, count_parameters
 from ..modeling.losses import LossAggregator
 from ..registry import EVALUATORS
-from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, resolve_restore_hint,
-                         restore_rng_state, rng_states_for_rank, save_checkpoint)
+from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, load_model_state, remove_stale_temps,
+                         resolve_restore_hint, restore_rng_state, rng_states_for_rank, save_checkpoint)
 from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
 from .log import setup_logging
 from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
@@ -126,12 +126,7 @@ class Runner:
         return CPU_SEQUENCES_PER_CALL if self.device.type == "cpu" else None
 
     def _load_model_state(self, ckpt: Mapping[str, Any], strict: bool, path: Path) -> None:
-        state = ckpt["model"]
-        result = self.model.load_state_dict(state, strict=strict)
-        if not strict:
-            matched = [k for k in state if k in self.model.state_dict()]
-            logger.info("restored %d matching tensors from %s (missing: %s, unexpected: %s)",
-                        len(matched), path, result.missing_keys, result.unexpected_keys)
+        load_model_state(self.model, ckpt["model"], strict, path)
 
     # ------------------------------------------------------------------ test
     def _test_loader(self) -> Tuple[PoseDataset, Any]:
@@ -207,6 +202,10 @@ class Runner:
     # ------------------------------------------------------------------ train
     def train(self) -> None:
         """The ``--phase train`` entry."""
+        if self.rank == 0:
+            removed = remove_stale_temps(self.checkpoint_dir)
+            if removed:
+                logger.info("removed %d temp file(s) of checkpoint writes interrupted by an earlier run", removed)
         parts = self.build_training()
         if self.rank == 0:
             self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)

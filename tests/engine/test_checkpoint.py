@@ -1,0 +1,85 @@
+"""Checkpoints that do not fit, writes that fail, and temp files that kills leave behind:
+each is one clear line, nothing earlier is lost, nothing is loaded silently."""
+import errno
+import logging
+
+import pytest
+import torch
+
+from fastposegait.engine import checkpoint as ckpt_mod
+from fastposegait.engine.checkpoint import load_model_state, remove_stale_temps, save_checkpoint
+from fastposegait.errors import CheckpointError, user_message
+from fastposegait.modeling import build_model
+
+GG2 = {"model": "GaitGraph2", "joint_format": "coco", "input_num": 3, "reduction": 8, "block": "Bottleneck",
+       "input_branch": [5, 16, 8], "main_stream": [8, 32, 64], "num_class": 16, "tta": True}
+WIDER = {**GG2, "main_stream": [8, 32, 128]}
+GAITTR = {"model": "GaitTR", "in_channels": [10, 32, 32], "num_class": 16, "joint_format": "coco"}
+
+
+def test_a_checkpoint_of_other_widths_is_one_line_with_the_differences(tmp_path):
+    model = build_model(GG2)
+    state = build_model(WIDER).state_dict()
+    with pytest.raises(CheckpointError) as info:
+        load_model_state(model, state, strict=True, path=tmp_path / "x.pt")
+    message = user_message(info.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'x.pt'} does not fit model GaitGraph2")
+    assert "of another shape (e.g. backbone.main_stream.1." in message and "checkpoint [" in message
+    assert "restore_ckpt_strict: false" in message
+
+
+def test_a_checkpoint_of_another_model_loads_nothing_and_says_so(tmp_path):
+    model = build_model(GG2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = build_model(GAITTR).state_dict()
+    for strict in (True, False):
+        with pytest.raises(CheckpointError, match="does not fit model GaitGraph2|none of its .* tensors fits"):
+            load_model_state(model, state, strict=strict, path=tmp_path / "tr.pt")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_non_strict_loading_names_every_tensor_it_leaves_and_loads_the_rest(tmp_path, caplog):
+    model = build_model(GG2)
+    source = build_model(WIDER)
+    state = source.state_dict()
+    caplog.set_level(logging.WARNING, logger="fastposegait")
+    logging.getLogger("fastposegait").propagate = True
+    left = load_model_state(model, state, strict=False, path=tmp_path / "w.pt")
+    own = model.state_dict()
+    reshaped = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    assert left == reshaped and left
+    assert f"{len(left)} of the model's {len(own)} tensors" in caplog.text and left[0] in caplog.text
+    assert all(torch.equal(own[k], state[k]) for k in own if k not in left)
+
+
+def test_a_failed_checkpoint_write_names_the_path_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    first = folder / "run-00002.pt"
+    save_checkpoint(first, {"model": {"w": torch.ones(3)}, "iteration": 2})
+    real_save = torch.save
+
+    def full_disk(obj, f):
+        real_save(obj, f)  # some bytes reach the temp file, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full_disk)
+    second = folder / "run-00004.pt"
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(second, {"model": {"w": torch.zeros(3)}, "iteration": 4})
+    message = user_message(info.value)
+    assert message.startswith(f"{second}: cannot write the checkpoint (No space left on device)")
+    assert "the earlier checkpoints are intact (latest: run-00002.pt)" in message
+    assert sorted(p.name for p in folder.iterdir()) == ["run-00002.pt"]  # no partial file, no temp file
+    assert torch.equal(torch.load(first, weights_only=True)["model"]["w"], torch.ones(3))
+
+
+def test_stale_temp_files_of_killed_writes_are_removed(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "run-00002.pt").write_bytes(b"kept")
+    for name in (".run-00004.pt.a1b2.tmp", ".run-00006.pt.zz.tmp"):
+        (folder / name).write_bytes(b"partial")
+    (folder / ".notes.txt").write_text("not ours")
+    assert remove_stale_temps(folder) == 2
+    assert sorted(p.name for p in folder.iterdir()) == [".notes.txt", "run-00002.pt"]
+    assert remove_stale_temps(tmp_path / "missing") == 0
