@@ -51,6 +51,36 @@ class RawFileError(FastPoseGaitError, ValueError):
     """One raw annotation file is malformed; the message names the file and the problem."""
 
 
+class MissingFileError(FastPoseGaitError, FileNotFoundError):
+    """A file that a config key or option names does not exist."""
+
+
+class DeviceError(FastPoseGaitError, RuntimeError):
+    """The requested device cannot be used: ``--device cuda`` without CUDA, or a process whose
+    local rank has no GPU."""
+
+
+class EvaluationError(FastPoseGaitError, ValueError):
+    """The test set does not fit the evaluation protocol: an empty probe or gallery cell, no
+    probe with a gallery match, a partition without PROBE_SET, NaN embeddings."""
+
+
+class OutputDirError(FastPoseGaitError, OSError):
+    """The run's output folder cannot be written, or another training run is writing it."""
+
+
+class RunInterrupted(FastPoseGaitError):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; the message says how to
+    resume. ``exit_code`` follows the shell's convention for a signal (128 + its number)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
 def user_message(exc: BaseException) -> Optional[str]:
     """The one-line message for an input error, or None for a genuine bug.
 

@@ -8,6 +8,7 @@ run sees the same augmentations as an uninterrupted one.
 """
 from __future__ import annotations
 
+import signal
 from typing import Any, Mapping
 
 import torch
@@ -54,6 +55,16 @@ def _identity(batch: Batch) -> Batch:
     return batch
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Worker initialiser: SIGINT (the terminal's Ctrl-C) and SIGTERM (sent to the process
+    group on preemption) are the main process's to handle: it finishes the step and saves a
+    checkpoint (:mod:`fastposegait.engine.interrupt`). A worker that died of them would end the
+    run with "worker exited unexpectedly" first. Workers still exit when the loader shuts them
+    down, or when the main process dies."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def build_sampler(dataset: PoseDataset, sampler_cfg: Mapping[str, Any], seed: int, rank: int, world_size: int) -> Any:
     """Instantiate the registered sampler named by ``sampler_cfg['type']``."""
     cls = SAMPLERS.get(sampler_cfg["type"], where="sampler.type")
@@ -79,7 +90,7 @@ def build_loader(
     builder = BatchBuilder(dataset, collator, seed, phase=0 if training else 1)
     kwargs: dict = {}
     if num_workers > 0:
-        kwargs.update(persistent_workers=training, prefetch_factor=4)
+        kwargs.update(persistent_workers=training, prefetch_factor=4, worker_init_fn=_ignore_stop_signals)
     # Starting an iteration draws the workers' base seed from this generator. Left to the
     # global torch generator, that draw would shift the model's random stream (dropout) by one
     # in a resumed run, which restores the global state and only then starts the loader. The

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,13 +33,16 @@ from ..data.autogen import ensure_dataset
 from ..data.dataset import PoseDataset, dataset_from_section
 from ..data.io import atomic_write
 from ..data.loader import build_loader
+from ..errors import OutputDirError, RunInterrupted
 from ..modeling import BaseModel, build_model, count_parameters
 from ..modeling.losses import LossAggregator
 from ..registry import EVALUATORS
 from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, load_model_state, remove_stale_temps,
                          resolve_restore_hint, restore_rng_state, rng_states_for_rank, save_checkpoint)
 from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
+from .interrupt import StopRequests
 from .log import setup_logging
+from .run_lock import RunLock
 from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
                     seed_everything, set_batchnorm_eval)
 from .summary import SummaryWriter, mean_of_window
@@ -92,12 +96,11 @@ class Runner:
         data = self.config.data
         self.output_dir = Path("output") / data.dataset_name / self.config.model["model"] / self.save_name
         self.checkpoint_dir = self.output_dir / "checkpoints"
+        self._lock: Optional[RunLock] = None
+        if self.rank == 0:
+            self._prepare_output_dir()
         setup_logging(env.rank, self.output_dir / "logs" if log_to_file else None)
         seed_everything(engine.seed + self.rank)
-        if self.rank == 0:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            raw = yaml.safe_dump(self.config.raw, sort_keys=False).encode()
-            atomic_write(self.output_dir / f"config_{phase}.yaml", lambda f: f.write(raw))
         ensure_dataset(self.config.raw["data_cfg"])
         logger.info("data_cfg: %s", self.config.raw["data_cfg"])
         logger.info("model_cfg: %s", self.config.model)
@@ -110,6 +113,36 @@ class Runner:
         self.batches_seen = 0
         self._test_parts: Optional[Tuple[PoseDataset, Any]] = None
         self.writer = SummaryWriter(None)
+
+    def _prepare_output_dir(self) -> None:
+        """Create the run folder; for the test phase also write the resolved config (training
+        writes it when it starts, under its lock). An unwritable place is one
+        :class:`OutputDirError`."""
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "logs").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputDirError(
+                f"{self.output_dir}: cannot create the run's output folder ({exc.strerror or exc}); run from a "
+                "folder where output/ can be written (the path is relative to the working directory)"
+            ) from None
+        if not self.training:
+            self._write_config()
+
+    def _write_config(self) -> None:
+        path = self.output_dir / f"config_{self.phase}.yaml"
+        raw = yaml.safe_dump(self.config.raw, sort_keys=False).encode()
+        try:
+            atomic_write(path, lambda f: f.write(raw))
+        except OSError as exc:
+            raise OutputDirError(f"{path}: cannot write the resolved config ({exc.strerror or exc}); "
+                                 f"make {self.output_dir} writable") from None
+
+    def close(self) -> None:
+        """Release the training lock and flush TensorBoard (also done when the run ends)."""
+        self.writer.close()
+        if self._lock is not None:
+            self._lock.release()
 
     @property
     def cfg(self) -> Dict[str, Any]:
@@ -201,21 +234,28 @@ class Runner:
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
-        """The ``--phase train`` entry."""
+        """The ``--phase train`` entry. Rank 0 holds the output folder's training lock from the
+        start (before anything is written there) to the end, so two runs cannot interleave."""
         if self.rank == 0:
-            removed = remove_stale_temps(self.checkpoint_dir)
-            if removed:
-                logger.info("removed %d temp file(s) of checkpoint writes interrupted by an earlier run", removed)
-        parts = self.build_training()
-        if self.rank == 0:
-            self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
-        logger.info("Model Initialization Finished!")
-        total_iter = self.config.trainer.total_iter
-        if self.iteration >= total_iter:
-            logger.info("iteration %d already reached total_iter %d; nothing to train", self.iteration, total_iter)
-            return
-        self._loop(parts, total_iter)
-        self.writer.close()
+            self._lock = RunLock(self.output_dir).acquire()
+        try:
+            if self.rank == 0:
+                self._write_config()
+                removed = remove_stale_temps(self.checkpoint_dir)
+                if removed:
+                    logger.info("removed %d temp file(s) of checkpoint writes interrupted by an earlier run", removed)
+            parts = self.build_training()
+            if self.rank == 0:
+                self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
+            logger.info("Model Initialization Finished!")
+            total_iter = self.config.trainer.total_iter
+            if self.iteration >= total_iter:
+                logger.info("iteration %d already reached total_iter %d; nothing to train", self.iteration, total_iter)
+                return
+            with StopRequests(self.device) as stop:
+                self._loop(parts, total_iter, stop)
+        finally:
+            self.close()
 
     def build_training(self) -> TrainingParts:
         """Everything a training step needs: model set-up (SyncBN, fix_BN, DDP, compile),
@@ -319,7 +359,7 @@ class Runner:
             logger.info("checkpoint saved: %s", path)
         dist_utils.barrier()
 
-    def _loop(self, parts: TrainingParts, total_iter: int) -> None:
+    def _loop(self, parts: TrainingParts, total_iter: int, stop: StopRequests) -> None:
         trainer = self.config.trainer
         log_iter, save_iter = trainer.log_iter, trainer.save_iter
         window: Dict[str, List[Any]] = defaultdict(list)
@@ -368,11 +408,25 @@ class Runner:
                 self.writer.flush()
             if self.iteration >= total_iter:
                 break
+            signum = stop.requested()
+            if signum is not None:
+                self._stop(parts, signum)
         if bar is not None:
             bar.close()
         if self.iteration % save_iter != 0:  # total_iter is not a multiple of save_iter
             self._save(parts)
         logger.info("training finished at iteration %d", self.iteration)
+
+
+    def _stop(self, parts: TrainingParts, signum: int) -> None:
+        """End the run after a stop signal: checkpoint this iteration (unless just saved) and
+        raise :class:`RunInterrupted` with the command that resumes it."""
+        if self.iteration % self.config.trainer.save_iter != 0:
+            self._save(parts)
+        path = checkpoint_path(self.checkpoint_dir, self.save_name, self.iteration)
+        raise RunInterrupted(
+            f"training stopped by {signal.Signals(signum).name} at iteration {self.iteration}; checkpoint {path} "
+            f"is saved. Resume with the same command plus --iter {self.iteration}", signum)
 
 
 def _scalars(summary: Mapping[str, Any]) -> Dict[str, Any]:

@@ -1,0 +1,130 @@
+"""A training run owns its output folder, stops cleanly on SIGINT/SIGTERM with a checkpoint,
+and an output folder it cannot write is one clear line."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from cli_helpers import DEMO_CFG, MAIN, tiny_overrides
+from fastposegait.config import load_config
+from fastposegait.distributed import DistEnv
+from fastposegait.engine.run_lock import RunLock
+from fastposegait.engine.runner import Runner
+from fastposegait.errors import OutputDirError, RunInterrupted, user_message
+
+
+def make_runner(tmp_path, monkeypatch, *extra):
+    monkeypatch.chdir(tmp_path)
+    return Runner(load_config(DEMO_CFG, tiny_overrides(tmp_path) + list(extra)), "train", DistEnv(),
+                  torch.device("cpu"))
+
+
+def test_a_second_training_run_on_the_same_folder_is_refused_and_writes_nothing(tmp_path, monkeypatch):
+    runner = make_runner(tmp_path, monkeypatch)
+    runner.output_dir.mkdir(parents=True, exist_ok=True)
+    config = runner.output_dir / "config_train.yaml"
+    config.write_text("the first run's config\n")
+    held = RunLock(runner.output_dir).acquire()  # the first run, still training
+    try:
+        with pytest.raises(OutputDirError) as info:
+            runner.train()
+    finally:
+        held.release()
+    message = user_message(info.value)
+    assert "another training run is writing this output folder (pid " in message
+    assert "give this run another trainer_cfg.save_name" in message
+    assert config.read_text() == "the first run's config\n"
+    assert not runner.checkpoint_dir.exists()
+    runner.train()  # once the first run is gone, the folder is free
+    assert sorted(p.name for p in runner.checkpoint_dir.glob("*.pt")) == ["GaitGraph2-demo-00002.pt",
+                                                                        "GaitGraph2-demo-00004.pt"]
+
+
+def test_a_killed_run_leaves_no_stale_lock(tmp_path):
+    code = ("import sys, time; from pathlib import Path; from fastposegait.engine.run_lock import RunLock;"
+            "lock = RunLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputDirError, match=f"pid {proc.pid} on "):
+            RunLock(tmp_path).acquire()
+    finally:
+        proc.kill()
+        proc.wait()
+    lock = RunLock(tmp_path).acquire()  # the kernel dropped the dead process's lock
+    assert lock.held
+    lock.release()
+
+
+def test_sigint_finishes_the_step_saves_a_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch):
+    runner = make_runner(tmp_path, monkeypatch, "trainer_cfg.total_iter=10", "trainer_cfg.save_iter=100",
+                         "scheduler_cfg.total_steps=10")
+    forward = runner.model.forward
+    steps = []
+
+    def interrupting(inputs):
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives during the third step
+        return forward(inputs)
+
+    monkeypatch.setattr(runner.model, "forward", interrupting)
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(RunInterrupted) as info:
+        runner.train()
+    assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
+    assert len(steps) == 3  # the step in progress finished, no further step started
+    saved = sorted(p.name for p in runner.checkpoint_dir.glob("*.pt"))
+    assert saved == ["GaitGraph2-demo-00003.pt"]
+    assert torch.load(runner.checkpoint_dir / saved[0], weights_only=True)["iteration"] == 3
+    message = user_message(info.value)
+    assert message.startswith("training stopped by SIGINT at iteration 3; checkpoint ")
+    assert message.endswith("Resume with the same command plus --iter 3")
+    assert info.value.exit_code == 130
+    assert not runner._lock.held  # the lock is released
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "output").write_text("a file where the output folder should be")
+    with pytest.raises(OutputDirError) as info:
+        make_runner(tmp_path, monkeypatch)
+    message = user_message(info.value)
+    assert message.startswith("output/Synthetic-CASIA-B/GaitGraph2/GaitGraph2-demo: cannot create the run's "
+                              "output folder") and "\n" not in message
+
+
+@pytest.mark.slow
+def test_sigterm_through_the_cli_checkpoints_exits_143_and_the_run_resumes(tmp_path):
+    over = tiny_overrides(tmp_path) + ["trainer_cfg.total_iter=400", "scheduler_cfg.total_steps=400",
+                                      "trainer_cfg.save_iter=1000", "trainer_cfg.log_iter=1",
+                                      "data_cfg.num_workers=1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(MAIN), "--cfgs", str(DEMO_CFG), "--phase", "train", *over],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    lines = []
+    while time.time() < deadline:  # wait until training steps are being logged
+        line = proc.stderr.readline()
+        lines.append(line)
+        if "Iteration 00002" in line or not line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=240)
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "exited unexpectedly" not in stderr
+    done = sorted((tmp_path / "output").rglob("*.pt"))
+    assert len(done) == 1
+    stopped_at = int(done[0].stem.split("-")[-1])
+    assert f"training stopped by SIGTERM at iteration {stopped_at};" in stderr
+    assert f"--iter {stopped_at}" in stderr
+    resumed = subprocess.run([sys.executable, str(MAIN), "--cfgs", str(DEMO_CFG), "--phase", "train",
+                              "--iter", str(stopped_at), *over[:-4], "trainer_cfg.total_iter=" + str(stopped_at + 2),
+                              "scheduler_cfg.total_steps=400", "trainer_cfg.save_iter=1000", "data_cfg.num_workers=1"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (done[0].parent / f"GaitGraph2-demo-{stopped_at + 2:05d}.pt").exists()
