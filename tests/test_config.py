@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fastposegait.config import ConfigError, load_config, merge, parse_override
+from fastposegait.config import ConfigError, load_config, load_typed_config, merge, parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 GG2 = REPO / "configs" / "gaitgraph2" / "gaitgraph2.yaml"
@@ -222,15 +222,98 @@ def test_typed_config_reads_the_resolved_values(tmp_path):
     ("data_cfg.num_worker=2", "data_cfg.num_worker", "did you mean 'num_workers'?"),
     ("evaluator_cfg.metrc=cos", "evaluator_cfg.metrc", "did you mean 'metric'?"),
 ])
-def test_unknown_keys_in_a_section_are_reported_with_the_closest_key(tmp_path, caplog, override, key, hint):
-    import logging
+def test_unknown_keys_in_a_section_are_errors_naming_the_closest_key(tmp_path, override, key, hint):
+    # 19ba7d2 logged a warning and trained with the default value
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), [override])
+    msg = str(info.value)
+    assert f"{key} (set on the command line): unknown key ({hint}). Valid keys: " in msg
+    valid = msg.split("Valid keys: ")[1]
+    assert key.split(".")[1].rstrip("_") not in valid.split(", ")
 
-    with caplog.at_level(logging.WARNING, logger="fastposegait"):
-        cfg = load_config(write(tmp_path, MINIMAL), [override])
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1, warnings
-    assert f"{key}: unknown key, ignored ({hint})" in warnings[0]
-    assert cfg["trainer_cfg"]["total_iter"] == 80000  # the file's (default) value is used
+
+def test_unknown_key_written_in_the_file_names_the_file(tmp_path):
+    path = write(tmp_path, MINIMAL + "trainer_cfg:\n  totl_iter: 2\n")
+    with pytest.raises(ConfigError, match=r"cfg.yaml: trainer_cfg.totl_iter: unknown key \(did you mean 'total_iter'\?\)"):
+        load_config(path)
+
+
+#: every key of the original FastPoseGait / OpenGait data_cfg, trainer_cfg and evaluator_cfg
+UPSTREAM_KEYS = {
+    "data_cfg": ["dataset_name", "dataset_root", "dataset_partition", "num_workers", "cache", "frame_threshold",
+                 "data_in_use", "remove_no_gallery", "test_dataset_name"],
+    "trainer_cfg": ["enable_float16", "fix_BN", "with_test", "log_iter", "restore_ckpt_strict", "optimizer_reset",
+                    "scheduler_reset", "restore_hint", "save_iter", "save_name", "sync_BN", "total_iter", "sampler",
+                    "transform", "find_unused_parameters"],
+    "evaluator_cfg": ["enable_float16", "restore_ckpt_strict", "restore_hint", "save_name", "eval_func", "sampler",
+                      "transform", "metric", "cross_view_gallery"],
+}
+
+
+def test_every_upstream_section_key_is_valid(tmp_path):
+    import yaml
+
+    defaults = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    sections = {}
+    for section, keys in UPSTREAM_KEYS.items():
+        values = {k: defaults[section].get(k) for k in keys}
+        if section == "data_cfg":
+            values.update(data_in_use=[True], remove_no_gallery=False, test_dataset_name="CASIA-B")
+        sections[section] = values
+    path = write(tmp_path, MINIMAL + yaml.safe_dump(sections))
+    cfg = load_config(path)
+    for section, keys in UPSTREAM_KEYS.items():
+        assert set(keys) <= set(cfg[section])
+
+
+SHIPPED_CONFIGS = sorted(p for p in [*(REPO / "configs").rglob("*.yaml"), *(REPO / "examples").rglob("*.yaml")]
+                         if p.name != "default.yaml")
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_config_loads(path, monkeypatch):
+    monkeypatch.chdir(REPO)  # custom_imports paths are relative to the working directory
+    config = load_typed_config(path)
+    assert config.trainer.total_iter > 0
+
+
+@pytest.mark.parametrize("text, override, message", [
+    # PyYAML 1.1 needs a dot in the mantissa: 5e-3 is the string '5e-3'
+    ("optimizer_cfg:\n  solver: Adam\n  lr: 5e-3\n", None,
+     "optimizer_cfg.lr: must be a number, got '5e-3' (str); YAML reads 5e-3 as text, write 5.0e-3"),
+    ("", "optimizer_cfg.lr=fast", "optimizer_cfg.lr (set on the command line): must be a number, got 'fast' (str)"),
+    ("", "optimizer_cfg.lr=-1", "optimizer_cfg.lr (set on the command line): must not be negative, got -1"),
+    ("", "optimizer_cfg.weight_decay=-0.1", "optimizer_cfg.weight_decay (set on the command line): must not be negative"),
+    ("", "scheduler_cfg.max_lr=1e-2", "scheduler_cfg.max_lr (set on the command line): must be a number or a list "
+                                      "of numbers, got '1e-2' (str); YAML reads 1e-2 as text, write 1.0e-2"),
+    ("", "scheduler_cfg.total_steps=100", "scheduler_cfg.total_steps (set on the command line): OneCycleLR lasts "
+                                          "100 steps but trainer_cfg.total_iter is 80000"),
+    ("scheduler_cfg:\n  scheduler: OneCycleLR\n  max_lr: 0.01\n  total_steps: null\n  epochs: 10\n"
+     "  steps_per_epoch: 50\n", "trainer_cfg.total_iter=600",
+     "scheduler_cfg.epochs: OneCycleLR lasts 500 steps but trainer_cfg.total_iter (set on the command line) is 600"),
+    ("scheduler_cfg:\n  scheduler: ReduceLROnPlateau\n", None,
+     "scheduler_cfg.scheduler: ReduceLROnPlateau needs a validation metric at each step"),
+    ("", "trainer_cfg.restore_hint=-5", "trainer_cfg.restore_hint (set on the command line): must be 0 (no restore), "
+                                        "a positive iteration or a checkpoint path, got -5"),
+    ("", "evaluator_cfg.restore_hint=-5", "evaluator_cfg.restore_hint (set on the command line): must be 0"),
+])
+def test_solver_and_restore_values_are_checked_at_load(tmp_path, text, override, message):
+    # 19ba7d2 loaded each of these; training then failed in torch (TypeError, ValueError at the
+    # first step or at step total_steps + 1) or looked for a checkpoint named x--0005.pt
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + text), [override] if override else [])
+    assert message in str(info.value)
+
+
+def test_valid_solver_values_still_load(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL), ["optimizer_cfg.lr=5.0e-3", "optimizer_cfg.weight_decay=0",
+                                                 "scheduler_cfg.total_steps=80000", "trainer_cfg.restore_hint=0"])
+    assert cfg["optimizer_cfg"]["lr"] == pytest.approx(5e-3)
+    step = MINIMAL + "scheduler_cfg:\n  scheduler: MultiStepLR\n  milestones: [10, 20]\n  gamma: 0.5\n"
+    cfg = load_config(write(tmp_path, step, name="step.yaml"), ["trainer_cfg.restore_hint=out/x.pt"])
+    assert cfg["scheduler_cfg"]["milestones"] == [10, 20]
+    with pytest.raises(ConfigError, match=r"scheduler_cfg.milestones: must be a list of numbers, got 'ten'"):
+        load_config(write(tmp_path, step.replace("[10, 20]", "ten"), name="bad.yaml"))
 
 
 def test_inherited_optimizer_keys_the_solver_does_not_take_are_dropped(tmp_path):

@@ -10,8 +10,8 @@ key such as ``data_cfg.cache_dir``); a test checks that every field without a Py
 has its value in ``default.yaml``. The fields' annotations are the type checks: a wrong type,
 a missing key or a value out of range is one :class:`~fastposegait.errors.ConfigError`
 naming the file and the key (and whether the command line set it). A key that no field
-declares is reported as a warning with the closest valid key, and otherwise ignored, so
-configs written for the original FastPoseGait keep loading.
+declares is an error naming the closest valid key; every key of the original FastPoseGait
+sections is a field, so configs written for it keep loading.
 
 The free-form sections stay mappings: ``model_cfg`` (checked by the model's constructor),
 ``loss_cfg`` entries (checked by each loss), and the keyword arguments of the optimizer and
@@ -29,6 +29,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Opti
 
 from ..data.frames import FRAME_KEYS, FrameSampler
 from ..errors import ConfigError
+from ..kwargs import expected_type, value_problem
 from ..registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS, Registry, closest_name
 
 logger = logging.getLogger(__name__)
@@ -79,11 +80,13 @@ class Checker:
             self.fail(key, f"{name!r} is not a class in {module.__name__}{hint}. Valid names: {', '.join(valid)}")
 
     def unknown_keys(self, key: str, unknown: List[str], valid: Iterable[str]) -> None:
+        """An error for the first key of ``unknown`` (a typo would otherwise fall back to the
+        default without a word), with the closest valid key and all of them."""
         valid = list(valid)
         for name in unknown:
             close = closest_name(name, valid)
             hint = f" (did you mean {close!r}?)" if close else ""
-            self.warn("%s.%s: unknown key, ignored%s. Valid keys: %s", key, name, hint, ", ".join(valid))
+            self.fail(f"{key}.{name}", f"unknown key{hint}. Valid keys: {', '.join(valid)}")
 
 
 # ----------------------------------------------------------------------------- field checks
@@ -91,6 +94,10 @@ class Checker:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _kinds(annotation: Any) -> Tuple[Optional[Tuple[type, ...]], bool]:
@@ -148,6 +155,12 @@ def field_names(cls: type) -> List[str]:
 def _positive(checker: Checker, key: str, value: Optional[int], what: str = "a positive integer") -> None:
     if value is not None and value <= 0:
         checker.fail(key, f"must be {what}, got {value}")
+
+
+def _check_restore_hint(checker: Checker, key: str, value: Union[int, str]) -> None:
+    """An iteration to restore is >= 0 (0: none); ``--iter -5`` would look for ``x--0005.pt``."""
+    if _is_int(value) and value < 0:
+        checker.fail(key, f"must be 0 (no restore), a positive iteration or a checkpoint path, got {value}")
 
 
 # ----------------------------------------------------------------------------- sections
@@ -309,6 +322,7 @@ class TrainerSection:
         fields = read_fields(cls, values, key, checker, skip=("sampler", "transform"))
         for name in ("total_iter", "save_iter", "log_iter"):
             _positive(checker, f"{key}.{name}", fields[name])
+        _check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
@@ -341,6 +355,7 @@ class EvaluatorSection:
             checker.fail(f"{key}.metric", f"must be 'euc' or 'cos', got {fields['metric']!r}")
         _positive(checker, f"{key}.max_sequences_per_call", fields.get("max_sequences_per_call"),
                   "a positive integer or null (automatic)")
+        _check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
@@ -386,10 +401,78 @@ def read_solver(value: Any, key: str, name_key: str, checker: Checker, classes: 
     if not isinstance(name, str):
         checker.fail(f"{key}.{name_key}", f"must be str, got {name!r} ({type(name).__name__})")
     module, base = classes
-    # ReduceLROnPlateau is not an LRScheduler subclass in every torch version
-    if not (name == "ReduceLROnPlateau" and hasattr(module, name)):
-        checker.class_in(module, base, name, f"{key}.{name_key}")
-    return SolverSection(name, {k: v for k, v in values.items() if k != name_key})
+    if name in METRIC_SCHEDULERS:
+        checker.fail(f"{key}.{name_key}",
+                     f"{name} needs a validation metric at each step, and the runner steps the scheduler once "
+                     "per iteration without one (it would fail at the first step); pick a schedule of the "
+                     "iteration count: OneCycleLR, MultiStepLR, StepLR, CosineAnnealingLR, ...")
+    checker.class_in(module, base, name, f"{key}.{name_key}")
+    section = SolverSection(name, {k: v for k, v in values.items() if k != name_key})
+    _check_solver_values(section, section.resolve(module), key, checker)
+    return section
+
+
+#: schedulers whose ``step`` takes a metric (the runner's per-iteration step passes none)
+METRIC_SCHEDULERS = ("ReduceLROnPlateau",)
+#: solver keys that must not be negative
+NON_NEGATIVE_SOLVER_KEYS = ("lr", "max_lr", "base_lr", "weight_decay")
+
+
+def _solver_shapes(param: inspect.Parameter, cls: type) -> Optional[Tuple[str, ...]]:
+    """The value shapes a solver keyword takes, loosened to "a number" for int and float
+    alike (torch computes with either); None when not checked."""
+    shapes = expected_type(param.annotation, cls)
+    default = param.default
+    if shapes is None and isinstance(default, (int, float)) and not isinstance(default, bool):
+        shapes = ("float",)
+    if shapes is None or not any(s in ("int", "float", "list[int]", "list[float]") for s in shapes):
+        return None
+    loose = {"int": "float", "list[int]": "list[float]"}
+    return tuple(dict.fromkeys(loose.get(s, s) for s in shapes))
+
+
+def _check_solver_values(section: SolverSection, cls: type, key: str, checker: Checker) -> None:
+    """The optimizer/scheduler keywords the class takes with a numeric default or annotation
+    hold numbers (``lr: 5e-3`` is a string to YAML, and torch would fail on it only when the
+    run builds the optimizer); learning rates and weight decay are not negative."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    for name, value in section.kwargs.items():
+        param = params.get(name)
+        if param is None:
+            continue  # not taken by the class: dropped with a warning when it is built
+        problem = value_problem(value, _solver_shapes(param, cls))
+        if problem:
+            checker.fail(f"{key}.{name}", f"{problem} ({section.name} takes {name} as a number)")
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if name in NON_NEGATIVE_SOLVER_KEYS and any(_is_number(v) and v < 0 for v in numbers):
+            checker.fail(f"{key}.{name}", f"must not be negative, got {value!r}")
+
+
+def check_schedule_length(scheduler: SolverSection, total_iter: int, checker: Checker) -> None:
+    """A scheduler with a fixed length (OneCycleLR's ``total_steps``, or ``epochs *
+    steps_per_epoch``) covers ``trainer_cfg.total_iter`` steps: OneCycleLR raises at the step
+    after its last, so a shorter schedule would stop training there with nothing saved."""
+    cls = scheduler.resolve(scheduler_classes()[0])
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if "total_steps" not in params:
+        return
+    kwargs = scheduler.kwargs
+    total = kwargs.get("total_steps")
+    name = "scheduler_cfg.total_steps"
+    if total is None and _is_int(kwargs.get("epochs")) and _is_int(kwargs.get("steps_per_epoch")):
+        total = kwargs["epochs"] * kwargs["steps_per_epoch"]
+        name = "scheduler_cfg.epochs"
+    if _is_number(total) and total < total_iter:
+        origin = " (set on the command line)" if "trainer_cfg.total_iter" in checker.overridden else ""
+        checker.fail(name, f"{scheduler.name} lasts {total:g} steps but trainer_cfg.total_iter{origin} is "
+                           f"{total_iter}: the scheduler would raise at step {int(total) + 1} and stop training "
+                           f"there; set scheduler_cfg.total_steps >= {total_iter} (usually equal)")
 
 
 def read_losses(value: Any, checker: Checker) -> List[Dict[str, Any]]:
@@ -451,14 +534,19 @@ class Config:
         model = checker.mapping(cfg.get("model_cfg"), "model_cfg")
         name = read_fields(_ModelName, model, "model_cfg", checker)["model"]
         checker.registered(MODELS, name, "model_cfg.model")
+        data = DataSection.from_mapping(cfg.get("data_cfg"), "data_cfg", checker)
+        losses = read_losses(cfg.get("loss_cfg"), checker)
+        optimizer = read_solver(cfg.get("optimizer_cfg"), "optimizer_cfg", "solver", checker, optimizer_classes())
+        scheduler = read_solver(cfg.get("scheduler_cfg"), "scheduler_cfg", "scheduler", checker, scheduler_classes())
+        trainer = TrainerSection.from_mapping(cfg.get("trainer_cfg"), "trainer_cfg", checker)
+        check_schedule_length(scheduler, trainer.total_iter, checker)
         return cls(
-            data=DataSection.from_mapping(cfg.get("data_cfg"), "data_cfg", checker),
+            data=data,
             model=model,
-            losses=read_losses(cfg.get("loss_cfg"), checker),
-            optimizer=read_solver(cfg.get("optimizer_cfg"), "optimizer_cfg", "solver", checker, optimizer_classes()),
-            scheduler=read_solver(cfg.get("scheduler_cfg"), "scheduler_cfg", "scheduler", checker,
-                                  scheduler_classes()),
-            trainer=TrainerSection.from_mapping(cfg.get("trainer_cfg"), "trainer_cfg", checker),
+            losses=losses,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            trainer=trainer,
             evaluator=EvaluatorSection.from_mapping(cfg.get("evaluator_cfg"), "evaluator_cfg", checker),
             custom_imports=list(cfg.get("custom_imports") or []),
             raw=dict(cfg),

@@ -21,12 +21,14 @@ unit BatchNorm2d), then :meth:`after_init` for model-specific tweaks; the order 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping
+import inspect
+import typing
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from torch import nn
 
 from ..errors import ConfigError
-from ..kwargs import match_kwargs
+from ..kwargs import expected_type, match_kwargs, value_problem
 
 
 class BaseModel(nn.Module):
@@ -36,6 +38,12 @@ class BaseModel(nn.Module):
     #: feeds models that do not one sequence at a time during inference
     #: (docs/upstream_differences.md, "Any test batch size").
     accepts_packed_sequences: bool = False
+
+    #: the ``model_cfg`` key that holds the number of input channels per joint when the
+    #: transforms pass the pose channels through unchanged (e.g. GaitGraph1's
+    #: ``input_branch``, whose first entry is 3: x, y, confidence); None: not declared. See
+    #: :meth:`input_channels` and :func:`fastposegait.data.layout.check_pose_layout`.
+    input_channels_key: Optional[str] = None
 
     def __init__(self, model_cfg: Mapping[str, Any]) -> None:
         super().__init__()
@@ -71,7 +79,9 @@ class BaseModel(nn.Module):
     def cfg_args(self, fn: Callable[..., Any], model_cfg: Mapping[str, Any]) -> Dict[str, Any]:
         """The entries of ``model_cfg`` (minus ``model``) as keyword arguments of ``fn``.
 
-        An unknown key or a missing required argument is a :class:`ConfigError` naming the
+        An unknown key, a missing required argument or a value that does not fit the type
+        hint of ``fn``'s parameter (int, float, bool, str, a sequence of ints or floats,
+        Optional of these; other hints are not checked) is a :class:`ConfigError` naming the
         key and the model.
         """
         name = type(self).__name__
@@ -83,7 +93,42 @@ class BaseModel(nn.Module):
             )
         if match.missing:
             raise ConfigError(f"model_cfg: model {name} needs key(s) {', '.join(match.missing)}")
+        hints = _type_hints(fn)
+        for key, value in match.accepted.items():
+            problem = value_problem(value, expected_type(hints.get(key), fn))
+            if problem:
+                raise ConfigError(f"model_cfg.{key}: {problem} (an argument of model {name})")
         return match.accepted
+
+    @classmethod
+    def input_channels(cls, model_cfg: Mapping[str, Any]) -> Optional[int]:
+        """The channels per joint the model takes when the transforms hand it the pose's own
+        channels (x, y[, confidence]): the value of ``model_cfg[input_channels_key]`` (its
+        first entry for a list), else that parameter's default in ``_build``; None when the
+        model declares no such key. The dataset layout check compares it with the data."""
+        key = cls.input_channels_key
+        if key is None:
+            return None
+        value = model_cfg.get(key)
+        if value is None:
+            build = getattr(cls, "_build", None)
+            try:
+                param = inspect.signature(build).parameters.get(key) if build is not None else None
+            except (TypeError, ValueError):
+                param = None
+            value = None if param is None or param.default is inspect.Parameter.empty else param.default
+        if isinstance(value, (list, tuple)) and value:
+            value = value[0]
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _type_hints(fn: Callable[..., Any]) -> Dict[str, Any]:
+    """``fn``'s parameter annotations, evaluated where possible (text annotations that name
+    something unavailable stay text and are resolved, or skipped, one by one)."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # a hint naming something not importable at run time
+        return dict(getattr(fn, "__annotations__", {}))
 
 
 def count_parameters(model: nn.Module) -> int:
