@@ -17,6 +17,8 @@ from typing import Any, List, Optional
 import torch
 import torch.distributed as dist
 
+from .errors import DeviceError
+
 logger = logging.getLogger(__name__)
 
 
@@ -60,18 +62,21 @@ def detect_env(local_rank_flag: Optional[int] = None) -> DistEnv:
 def select_device(env: DistEnv, requested: str = "auto") -> torch.device:
     """The device this process computes on: ``cuda:<local rank>`` when CUDA is usable.
 
-    ``requested`` is ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+    ``requested`` is ``auto`` (CUDA if available), ``cpu`` or ``cuda``. A device that cannot be
+    used (``cuda`` without CUDA, a local rank beyond the visible GPUs) is a
+    :class:`~fastposegait.errors.DeviceError` (a ``RuntimeError``), printed as one line.
     """
     if requested not in ("auto", "cpu", "cuda"):
         raise ValueError(f"--device must be auto, cpu or cuda, got {requested!r}")
     use_cuda = torch.cuda.is_available() and requested != "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but CUDA is not available on this machine")
+        raise DeviceError("--device cuda was requested but CUDA is not available on this machine; "
+                          "pass --device cpu (or --device auto: CUDA when available)")
     if not use_cuda:
         return torch.device("cpu")
     count = torch.cuda.device_count()
     if env.local_rank >= count:
-        raise RuntimeError(
+        raise DeviceError(
             f"local rank {env.local_rank} has no GPU: only {count} visible "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
             "lower --nproc_per_node or pass --device cpu"

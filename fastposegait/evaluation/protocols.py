@@ -10,10 +10,11 @@ curves).
 
 The probe/gallery splits are frozen tables below (data, not ``if`` branches). Every protocol
 computes one distance matrix block by block and reduces it with masks; degenerate sets (an empty
-probe or gallery cell, too few views) raise a ``ValueError`` naming the protocol, condition, view
-and types instead of producing NaN or crashing deep inside (docs/upstream_differences.md,
-"Degenerate probe or gallery sets"). The deliberate differences from the original protocols
-are listed under "Evaluation" in docs/upstream_differences.md.
+probe or gallery cell, too few views) raise an :class:`~fastposegait.errors.EvaluationError` (a
+``ValueError``) naming the protocol, condition, view and types instead of producing NaN or
+crashing deep inside (docs/upstream_differences.md, "Degenerate probe or gallery sets"). The
+deliberate differences from the original protocols are listed under "Evaluation" in
+docs/upstream_differences.md.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from ..data.io import atomic_write
+from ..errors import EvaluationError, MissingFileError
 from ..registry import EVALUATORS, UnknownNameError
 from .distance import as_feature_tensor, auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
@@ -145,7 +147,7 @@ def _unpack(data: Mapping[str, Any], where: str, device: Optional[Union[str, tor
     if not bool(finite.all()):
         bad = int((~finite).sum())
         first = int(torch.nonzero(~finite)[0])
-        raise ValueError(
+        raise EvaluationError(
             f"{where}: {bad} embeddings contain NaN or inf (first: "
             f"{columns['labels'][first]}/{columns['types'][first]}/{columns['views'][first]})"
         )
@@ -216,14 +218,14 @@ def _check_cells(
         present = np.bincount(gallery_views, minlength=len(views))
         for v, count in enumerate(present):
             if count == 0:
-                raise ValueError(
+                raise EvaluationError(
                     f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)} with view {views[v]}"
                 )
     counts = np.bincount(probe_cells, minlength=len(protocol.conditions) * len(views))
     for cell, count in enumerate(counts):
         if count == 0:
             condition = protocol.conditions[cell // len(views)]
-            raise ValueError(
+            raise EvaluationError(
                 f"{where}: no probe sequences of condition {condition.name} "
                 f"(types {_fmt_types(condition.probe_types)}) with view {views[cell % len(views)]}"
             )
@@ -236,7 +238,7 @@ def _single_view_gallery(
     views = sorted(set(test.views.tolist()))
     num_views = len(views)
     if num_views < 2:
-        raise ValueError(
+        raise EvaluationError(
             f"{where}: the single-view-gallery protocol excludes identical views and needs at least 2 views; "
             f"the test set has only {views}"
         )
@@ -246,7 +248,7 @@ def _single_view_gallery(
     gallery_rows = np.flatnonzero(np.isin(test.types, protocol.gallery_types))
     probe_cells = probe_condition * num_views + view_code[probe_rows]
     if len(gallery_rows) == 0:
-        raise ValueError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
+        raise EvaluationError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
     _check_cells(where, protocol, views, probe_cells, view_code[gallery_rows])
 
     # One distance pass: for each probe, its nearest gallery entry within every gallery view. The
@@ -309,7 +311,7 @@ def _cross_view_gallery(
     probe_rows, probe_condition = _probe_rows(test, protocol)
     gallery_rows = np.flatnonzero(np.isin(test.types, protocol.gallery_types))
     if len(gallery_rows) == 0:
-        raise ValueError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
+        raise EvaluationError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
     probe_cells = probe_condition * num_views + view_code[probe_rows]
     _check_cells(where, protocol, views, probe_cells, None)
 
@@ -327,7 +329,7 @@ def _cross_view_gallery(
     if no_candidates.any():
         i = int(np.flatnonzero(no_candidates)[0])
         row = probe_rows[i]
-        raise ValueError(
+        raise EvaluationError(
             f"{where}: probe {test.labels[row]}/{test.types[row]}/{test.views[row]} "
             f"(condition {protocol.conditions[probe_condition[i]].name}, view {test.views[row]}) has no gallery "
             f"sequence left after removing its own subject's view-{test.views[row]} sequences "
@@ -414,8 +416,8 @@ def evaluate_indoor_dataset(
         chunk_size: probes per distance block (default automatic).
 
     Raises:
-        ValueError: an empty probe cell or gallery view, fewer than 2 views (single-view), or a
-            probe left without any gallery sequence (cross-view).
+        EvaluationError: (a ``ValueError``) an empty probe cell or gallery view, fewer than 2
+            views (single-view), or a probe left without any gallery sequence (cross-view).
     """
     protocol = _indoor_protocol(dataset, cross_view_gallery)
     test = _unpack(data, f"evaluate_indoor_dataset({dataset})", device)
@@ -433,9 +435,9 @@ def _split_rows(test: _TestSet, where: str, protocol: RetrievalProtocol) -> Tupl
     probe_rows = np.flatnonzero(np.isin(test.types, protocol.probe_types))
     gallery_rows = np.flatnonzero(np.isin(test.types, protocol.gallery_types))
     if len(probe_rows) == 0:
-        raise ValueError(f"{where}: no probe sequences of types {_fmt_types(protocol.probe_types)}")
+        raise EvaluationError(f"{where}: no probe sequences of types {_fmt_types(protocol.probe_types)}")
     if len(gallery_rows) == 0:
-        raise ValueError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
+        raise EvaluationError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
     return probe_rows, gallery_rows
 
 
@@ -515,7 +517,7 @@ def GREW_submission(  # noqa: N802 - the original's name, used in configs
     """
     where = f"GREW_submission({dataset})"
     if output_dir is None:
-        raise ValueError(f"{where}: needs output_dir (the run's output folder) to write the submission CSV")
+        raise EvaluationError(f"{where}: needs output_dir (the run's output folder) to write the submission CSV")
     test = _unpack(data, where, device)
     probe_rows, gallery_rows = _split_rows(test, where, GREW_SUBMISSION)
     top_k = min(GREW_SUBMISSION_TOP_K, len(gallery_rows))
@@ -553,16 +555,16 @@ def GREW_submission(  # noqa: N802 - the original's name, used in configs
 
 def _read_probe_set(dataset_partition: Optional[str], where: str) -> Set[str]:
     if dataset_partition is None:
-        raise ValueError(f"{where}: needs dataset_partition (data_cfg.dataset_partition) to read PROBE_SET")
+        raise EvaluationError(f"{where}: needs dataset_partition (data_cfg.dataset_partition) to read PROBE_SET")
     try:
         with open(dataset_partition, encoding="utf-8") as f:
             partition = json.load(f)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{where}: partition file {dataset_partition} does not exist") from None
+        raise MissingFileError(f"{where}: partition file {dataset_partition} does not exist") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: partition file {dataset_partition} is not valid JSON: {err}") from None
+        raise EvaluationError(f"{where}: partition file {dataset_partition} is not valid JSON: {err}") from None
     if not isinstance(partition, dict) or "PROBE_SET" not in partition:
-        raise ValueError(
+        raise EvaluationError(
             f"{where}: partition file {dataset_partition} has no PROBE_SET "
             "(a list of '<subject>-<type>-<view>' probe sequences)"
         )
@@ -595,15 +597,15 @@ def evaluate_Gait3D(  # noqa: N802 - the original's name, used in configs
     is_probe = np.isin(keys, list(probe_set))
     probe_rows, gallery_rows = np.flatnonzero(is_probe), np.flatnonzero(~is_probe)
     if len(probe_rows) == 0:
-        raise ValueError(f"{where}: no test sequence is in the PROBE_SET of {dataset_partition}")
+        raise EvaluationError(f"{where}: no test sequence is in the PROBE_SET of {dataset_partition}")
     if len(gallery_rows) == 0:
-        raise ValueError(f"{where}: every test sequence is a probe; the gallery is empty")
+        raise EvaluationError(f"{where}: every test sequence is a probe; the gallery is empty")
     max_rank = max(GAIT3D_RANKS)
     ranking = _rank_probes(test, probe_rows, gallery_rows, max_rank, where, metric, chunk_size).cpu()
     valid = ranking.has_match
     num_valid = int(valid.sum())
     if num_valid == 0:
-        raise ValueError(f"{where}: no probe has a same-subject gallery sequence; nothing to evaluate")
+        raise EvaluationError(f"{where}: no probe has a same-subject gallery sequence; nothing to evaluate")
     if num_valid < len(probe_rows):
         skipped = len(probe_rows) - num_valid
         logger.info("%s: %d of %d probes have no gallery match and are skipped", where, skipped, len(probe_rows))
