@@ -498,4 +498,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fastposegait.cli import run_cli  # quiet on a closed pipe (| head), one line on Ctrl-C
+
+    raise SystemExit(run_cli(main))

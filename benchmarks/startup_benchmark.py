@@ -361,4 +361,6 @@ def _benchmark(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from fastposegait.cli import run_cli  # quiet on a closed pipe (| head), one line on Ctrl-C
+
+    raise SystemExit(run_cli(main))

@@ -200,4 +200,6 @@ def _tiny_model(model: str) -> List[str]:
 
 
 if __name__ == "__main__":
-    main()
+    from fastposegait.cli import run_cli  # quiet on a closed pipe (| head), one line on Ctrl-C
+
+    raise SystemExit(run_cli(main))

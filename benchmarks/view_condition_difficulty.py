@@ -51,4 +51,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fastposegait.cli import run_cli  # quiet on a closed pipe (| head), one line on Ctrl-C
+
+    raise SystemExit(run_cli(main))

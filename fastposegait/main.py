@@ -35,13 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    from fastposegait import distributed as dist_utils
-    from fastposegait.config import ConfigError, load_typed_config
-    from fastposegait.engine.log import setup_logging
+    """Run the command line; returns the exit status.
 
-    env = dist_utils.detect_env(args.local_rank)
-    setup_logging(env.rank)
+    0 done; 1 an input error met while running (one line ``error: ...``: a missing checkpoint,
+    an unusable dataset or device, a test set the protocol cannot evaluate); 2 bad arguments or
+    config (``config error: ...`` or ``error: --iter ...``); 128 + the signal's number when
+    SIGINT (130) or SIGTERM (143) stopped training after a checkpoint, or Ctrl-C stopped anything
+    else (130); 141 the reader of the output went away (``... | head``), quietly. Bugs keep their
+    traceback.
+    """
+    from fastposegait.cli import run_cli
+
+    return run_cli(_run, argv)
+
+
+def _run(argv: Optional[List[str]]) -> int:
+    args = build_parser().parse_args(argv)
     overrides = list(args.overrides)
     if args.iter is not None:
         try:
@@ -49,13 +58,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ValueError:
             print(f"error: --iter must be an integer iteration, got {args.iter!r}", file=sys.stderr)
             return 2
+        if restore < 0:
+            print(f"error: --iter must be an iteration >= 0 (0: no restore), got {restore}", file=sys.stderr)
+            return 2
         overrides += [f"trainer_cfg.restore_hint={restore}", f"evaluator_cfg.restore_hint={restore}"]
+    from fastposegait import distributed as dist_utils
+    from fastposegait.config import ConfigError, load_typed_config
+    from fastposegait.engine.log import setup_logging
+
+    env = dist_utils.detect_env(args.local_rank)
+    device = dist_utils.select_device(env, args.device)  # DeviceError: one line from run_cli
+    setup_logging(env.rank)
     try:
         cfg = load_typed_config(args.cfgs, overrides)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    device = dist_utils.select_device(env, args.device)
     dist_utils.init_process_group(env, device)
     from fastposegait.engine.runner import Runner
 
@@ -72,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)  # RunInterrupted: 128 + the signal's number
     finally:
         dist_utils.destroy_process_group()
     return 0

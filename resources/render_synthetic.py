@@ -37,4 +37,6 @@ def main(out: Path = Path(__file__).with_name("synthetic_walks.png"), frames: in
 
 
 if __name__ == "__main__":
-    print(main())
+    from fastposegait.cli import run_cli  # quiet on a closed pipe (| head), one line on Ctrl-C
+
+    raise SystemExit(run_cli(lambda: print(main())))

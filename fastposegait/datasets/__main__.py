@@ -1,4 +1,4 @@
 """``python -m fastposegait.datasets`` = ``python -m fastposegait.converters``."""
-from fastposegait.converters.cli import main
+import runpy
 
-raise SystemExit(main())
+runpy.run_module("fastposegait.converters", run_name="__main__", alter_sys=True)

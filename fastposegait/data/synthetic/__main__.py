@@ -1,5 +1,6 @@
 """``python -m fastposegait.data.synthetic``: see :mod:`.cli`."""
+from ...cli import run_cli
 from .cli import main
 
 if __name__ == "__main__":  # not when a worker process re-imports the main module
-    main()
+    raise SystemExit(run_cli(main))
