@@ -18,7 +18,7 @@ import numpy as np
 from ..config.sections import Checker, DataSection
 from ..errors import DatasetError, PoseFileError
 from .io import load_pose
-from .partitions import read_partition
+from .partitions import read_partition, shared_subjects
 from .packed_cache import (
     DirSignature,
     PackedCache,
@@ -130,6 +130,8 @@ class PoseDataset:
         self.partition = read_partition(self.partition_path)
         self.training = training
         split_key = "TRAIN_SET" if training else "TEST_SET"
+        self.split_key = split_key
+        self._warn_shared_subjects()
         wanted = self.partition[split_key]
         subjects = self._subjects_on_disk(wanted, split_key)
         self._cache: Optional[List[List[np.ndarray]]] = None
@@ -142,8 +144,30 @@ class PoseDataset:
         records = self._drop_short(records, frame_threshold, split_key)
         self._check_lengths(records)
         self._set_records(records)
+        #: ``(V, C)`` per modality that every sequence must have, set by
+        #: :func:`fastposegait.data.layout.check_pose_layout` (None: not checked); without a
+        #: cache :meth:`load` compares each sequence with it
+        self.layout: Optional[Tuple[Tuple[int, int], ...]] = None
         logger.info("%s split: %d subjects, %d sequences%s", "train" if training else "test",
                     len(self.label_set), len(records), "" if mode == "none" else f" ({mode} cache)")
+        if training and len(self.label_set) < 2:
+            logger.warning(
+                "%s: the TRAIN_SET holds %d subject (%s) under %s: triplet and contrastive losses have no "
+                "negatives (the loss stays 0 and nothing is learned) and a softmax over one class is constant; "
+                "list at least 2 training subjects", self.partition_path, len(self.label_set),
+                ", ".join(self.label_set), self.root,
+            )
+
+    def _warn_shared_subjects(self) -> None:
+        """Subjects in both TRAIN_SET and TEST_SET: a warning, not an error (evaluating on the
+        training subjects can be deliberate, e.g. to check that a model fits them)."""
+        shared = shared_subjects(self.partition)
+        if shared:
+            logger.warning(
+                "%s: %d subject(s) are in both TRAIN_SET and TEST_SET: %s%s; the test then measures "
+                "subjects the model was trained on. Fix the partition unless that is intended",
+                self.partition_path, len(shared), ", ".join(shared[:10]), " ..." if len(shared) > 10 else "",
+            )
 
     def _subjects_on_disk(self, wanted: List[str], split_key: str) -> List[str]:
         """The split's subjects that have a folder, in partition order; the others are
@@ -248,7 +272,11 @@ class PoseDataset:
         return [r.view for r in self.records]
 
     def load(self, index: int) -> List[np.ndarray]:
-        """The arrays (one per modality) of sequence ``index`` (read-only with the packed cache)."""
+        """The arrays (one per modality) of sequence ``index`` (read-only with the packed cache).
+
+        Without a cache, a sequence whose joints or channels differ from :attr:`layout` (once
+        the layout check set it) raises a :class:`PoseFileError` naming the file; with a
+        cache every sequence was checked at start."""
         if self._packed is not None:
             return self._packed.arrays(int(self._packed_rows[index]))  # type: ignore[index]
         if self._cache is not None:
@@ -256,7 +284,45 @@ class PoseDataset:
         record = self.records[index]
         arrays = self._read(record)
         self._check_length(arrays, record)
+        if self.layout is not None:
+            self._check_layout(arrays, record)
         return arrays
+
+    def _check_layout(self, arrays: List[np.ndarray], record: SequenceRecord) -> None:
+        for path, array, expected in zip(record.paths, arrays, self.layout or ()):
+            if tuple(array.shape[1:]) != tuple(expected):
+                raise PoseFileError(
+                    f"{path}: {array.shape[1]} joints and {array.shape[2]} channels (shape {list(array.shape)}), "
+                    f"but the other sequences of this dataset have {expected[0]} joints and {expected[1]} "
+                    "channels (checked at start); re-export this file in the dataset's layout or remove it"
+                )
+
+    @property
+    def num_modalities(self) -> int:
+        """Pickles per sequence (the most any sequence has)."""
+        return max((len(r.paths) for r in self.records), default=0)
+
+    def cached_shapes(self, position: int = 0) -> Optional[np.ndarray]:
+        """``[len(self), 3]``: the ``[T, V, C]`` shape of modality ``position`` of every
+        sequence when it is known without reading a pickle (packed cache: from its index;
+        memory cache: from the arrays), ``-1`` where a sequence lacks that modality; None
+        without a cache."""
+        if self._packed is not None:
+            return self._packed.record_file_shapes(self._packed_rows, position)  # type: ignore[arg-type]
+        if self._cache is not None:
+            return np.array([a[position].shape[:3] if len(a) > position else (-1, -1, -1) for a in self._cache],
+                            dtype=np.int64).reshape(-1, 3)
+        return None
+
+    def read_shapes(self, indices: Sequence[int], position: int = 0) -> np.ndarray:
+        """``[len(indices), 3]``: the shapes of modality ``position`` of some sequences, read
+        from their pickles (for a dataset without a cache)."""
+        out = np.full((len(indices), 3), -1, dtype=np.int64)
+        for row, i in enumerate(indices):
+            paths = self.records[i].paths
+            if len(paths) > position:
+                out[row] = load_pose(paths[position]).shape[:3]
+        return out
 
     def _read(self, record: SequenceRecord) -> List[np.ndarray]:
         arrays = [load_pose(p) for p in record.paths]

@@ -429,6 +429,18 @@ class PackedCache:
             ))
         return out
 
+    def record_file_shapes(self, rows: np.ndarray, position: int = 0) -> np.ndarray:
+        """``[len(rows), 3]``: the ``[T, V, C]`` shape of modality ``position`` of the cached
+        records ``rows``, from the index (no array is read). Pose arrays are 3-D; a record with
+        fewer modalities gets ``-1`` entries."""
+        rows = np.asarray(rows, dtype=np.int64)
+        first = self.record_first_file[rows].astype(np.int64) + position
+        present = first < self.record_first_file[rows + 1]
+        out = np.full((len(rows), 3), -1, dtype=np.int64)
+        width = min(3, self._file_shape.shape[1])
+        out[present, :width] = self._file_shape[first[present], :width]
+        return out
+
     def relpaths(self) -> List[str]:
         """The pickles' paths relative to the dataset root, in index order."""
         return _unblob(np.frombuffer(self.relpaths_blob, dtype=np.uint8))

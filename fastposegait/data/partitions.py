@@ -43,6 +43,12 @@ def read_partition(path: str | Path) -> Dict[str, List[str]]:
     return partition
 
 
+def shared_subjects(partition: Dict[str, List[str]]) -> List[str]:
+    """The subjects listed in both TRAIN_SET and TEST_SET, in TEST_SET order."""
+    train = set(partition["TRAIN_SET"])
+    return [s for s in dict.fromkeys(partition["TEST_SET"]) if s in train]
+
+
 def oumvlp_official_partition(num_subjects: int = OUMVLP_SUBJECTS) -> Dict[str, List[str]]:
     """OU-MVLP's rule for subjects ``00001``...: odd ids train, even ids test; with the full
     10,307 subjects the last id (odd) is in TEST_SET, as in the official partition."""

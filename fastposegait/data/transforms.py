@@ -181,7 +181,19 @@ class Transform:
     Subclasses store each constructor argument under its own name so that ``repr`` shows
     the configuration (``FlipSequence(probability=0.5)``). Deterministic transforms accept
     ``rng=None``; random ones raise a clear error without a generator.
+
+    Two class attributes describe what a transform needs and makes; the dataset layout check
+    (:func:`fastposegait.data.layout.check_pose_layout`) reads them before training starts:
+    ``min_channels``, the channels C of ``[T, V, C]`` it needs (3: it reads the confidence),
+    and ``output_channels``, the C of its output when it builds new features (None: the input's
+    channels pass through).
     """
+
+    #: channels of the input pose ``[T, V, C]`` this transform needs (2: x, y; 3: confidence too)
+    min_channels: int = 2
+    #: channels of the output when the transform builds features from x, y (and c); None when
+    #: the input's channels pass through unchanged
+    output_channels: Optional[int] = None
 
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         raise NotImplementedError
@@ -342,6 +354,8 @@ class TwoView(Compose):
 class NoOperation(Transform):
     """Identity (returns the input object itself)."""
 
+    min_channels = 1
+
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         return seq
 
@@ -387,6 +401,8 @@ class FlipSequence(Transform):
     """Reverse the time axis with probability ``probability`` (one uniform draw u, flip if
     ``u <= probability``). Returns a contiguous copy when flipped."""
 
+    min_channels = 1
+
     def __init__(self, probability: float = 0.5) -> None:
         self.probability = _check_probability("FlipSequence", probability)
 
@@ -419,6 +435,8 @@ class InversePosesPre(Transform):
     """Swap left and right joints (the format's flip permutation) in each frame
     independently with probability ``probability`` (one uniform draw per frame, swap if
     ``u <= probability``). Formats without a flip are rejected at construction."""
+
+    min_channels = 1
 
     def __init__(self, probability: float = 0.5, joint_format: str = "coco") -> None:
         self.probability = _check_probability("InversePosesPre", probability)
@@ -462,6 +480,8 @@ class JointNoise(Transform):
 class PointNoise(Transform):
     """Add independent ``N(0, std)`` noise to every value, confidence included; dtype kept."""
 
+    min_channels = 1
+
     def __init__(self, std: float = 0.01) -> None:
         self.std = _check_non_negative("PointNoise", "std", std)
 
@@ -503,6 +523,8 @@ class RandomSelectSequence(Transform):
     docs/upstream_differences.md, "RandomSelectSequence window (kept)");
     sequences with ``T <= sequence_length`` raise a ValueError naming both lengths."""
 
+    min_channels = 1
+
     def __init__(self, sequence_length: int = 10) -> None:
         self.sequence_length = _check_length("RandomSelectSequence", sequence_length)
 
@@ -523,6 +545,8 @@ class SelectSequenceCenter(Transform):
     """The centred window of ``sequence_length`` frames (a view), start
     ``int(T/2 - sequence_length/2)``. ``T < sequence_length`` raises a ValueError (upstream
     silently returns a short, wrong window)."""
+
+    min_channels = 1
 
     def __init__(self, sequence_length: int = 10) -> None:
         self.sequence_length = _check_length("SelectSequenceCenter", sequence_length)
@@ -626,6 +650,8 @@ class Affine(Transform):
 class SkeletonInput(Transform):
     """``[T, V, C] -> [C, T, V, 1]`` (a view), the layout the graph models take."""
 
+    min_channels = 1
+
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         if np.ndim(seq) != 3:
             raise ValueError(f"SkeletonInput expects [T, V, C], got shape {np.shape(seq)}")
@@ -665,6 +691,8 @@ class GaitTRMultiInput(_FormatTransform):
     ``x, y`` | ``x - x_centre, y - y_centre`` | ``xy(t+1) - xy(t)`` | ``xy(t+2) - xy(t)`` |
     ``xy - xy_parent``. Both velocities are 0 on the last two frames (all frames if T < 3)."""
 
+    output_channels = 10
+
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         self._check_pose(seq)
         self._check_joints(seq, self._format)
@@ -689,6 +717,9 @@ class GaitGraphMultiInput(_FormatTransform):
     kept exactly, the published models were trained on it. The arccos is evaluated in
     a cancellation-free form (same value; see ``_bone_angle``).
     """
+
+    min_channels = 3  # reads the confidence
+    output_channels = 5  # per branch: [T, V, 3, 5]
 
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         self._check_pose(seq, min_channels=3)
@@ -750,6 +781,8 @@ class HODMultiInput(_FormatTransform):
     whose joints are all at (0, 0) gives all zeros (what upstream gets for such frames
     through RescaleCenter's NaN).
     """
+
+    output_channels = 6
 
     def __init__(self, joint_format: str = "coco") -> None:
         super().__init__(joint_format)

@@ -137,3 +137,37 @@ def test_bad_pickle_named_at_load(tmp_path):
     save_pickle(root / "001" / "nm-01" / "000" / "000.pkl", np.ones((4, 17)))
     with pytest.raises(PoseFileError, match=r"001/nm-01/000/000.pkl: expected shape \[T, V, 3\]"):
         PoseDataset(root, part, training=True)
+
+
+def test_subjects_in_both_splits_are_a_warning_naming_them(tmp_path, caplog):
+    # 19ba7d2 built both splits without a word
+    root = tmp_path / "ds"
+    part = make_tree(root, {s: {"nm-01": ["000"]} for s in ("001", "002", "003", "004")},
+                     partition={"TRAIN_SET": ["001", "002", "003"], "TEST_SET": ["003", "004", "002"]})
+    for training in (True, False):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="fastposegait"):
+            PoseDataset(root, part, training=training)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1, warnings
+        assert "2 subject(s) are in both TRAIN_SET and TEST_SET: 003, 002; the test then measures" in warnings[0]
+    caplog.clear()
+    disjoint = make_tree(root, {}, partition={"TRAIN_SET": ["001", "002"], "TEST_SET": ["003", "004"]})
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        PoseDataset(root, disjoint, training=True)
+    assert "both TRAIN_SET and TEST_SET" not in caplog.text
+
+
+def test_a_training_split_of_one_subject_is_a_warning(tmp_path, caplog):
+    # 19ba7d2 trained at loss 0.0000 without a word (no negatives for the metric losses)
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000", "018"]}, "002": {"nm-01": ["000"]}},
+                     partition={"TRAIN_SET": ["001"], "TEST_SET": ["002"]})
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        PoseDataset(root, part, training=True)
+    assert "the TRAIN_SET holds 1 subject (001)" in caplog.text
+    assert "triplet and contrastive losses have no negatives" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        PoseDataset(root, part, training=False)  # a one-subject test split is fine
+    assert caplog.text == ""
