@@ -323,6 +323,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except FastPoseGaitError as exc:  # unusable input or options: one line naming the path and the fix
         print(f"error: {user_message(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of the output went away (| head): fastposegait.cli ends quietly
+        raise
     except OSError as exc:
         return _os_error(exc)
     return _print_summary(args, summary)
