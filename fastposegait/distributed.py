@@ -46,7 +46,7 @@ def detect_env(local_rank_flag: Optional[int] = None) -> DistEnv:
     env = os.environ
     if "RANK" not in env or "WORLD_SIZE" not in env:
         if local_rank_flag not in (None, -1, 0):
-            raise RuntimeError(
+            raise DeviceError(
                 f"--local_rank={local_rank_flag} was given but RANK/WORLD_SIZE are not set; "
                 "start multi-process runs with torchrun or python -m torch.distributed.launch"
             )
@@ -86,8 +86,12 @@ def select_device(env: DistEnv, requested: str = "auto") -> torch.device:
     return device
 
 
-def init_process_group(env: DistEnv, device: torch.device, timeout_s: int = 5400) -> None:
-    """Join the process group when launched with more than one process (no-op otherwise)."""
+def init_process_group(env: DistEnv, device: torch.device, timeout_s: int) -> None:
+    """Join the process group when launched with more than one process (no-op otherwise).
+
+    ``timeout_s`` (``trainer_cfg.collective_timeout``) bounds how long a rank waits in a
+    collective for the others: a rank that froze or died ends the run after that long instead
+    of hanging it (the original used 5,400 s)."""
     if not env.is_distributed or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -99,7 +103,8 @@ def init_process_group(env: DistEnv, device: torch.device, timeout_s: int = 5400
     except TypeError:  # older torch without device_id
         kwargs.pop("device_id", None)
         dist.init_process_group(**kwargs)
-    logger.info("process group: backend=%s world_size=%d launcher=%s", backend, env.world_size, env.launcher)
+    logger.info("process group: backend=%s world_size=%d launcher=%s collective_timeout=%ds", backend,
+                env.world_size, env.launcher, timeout_s)
 
 
 def destroy_process_group() -> None:

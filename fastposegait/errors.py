@@ -81,6 +81,10 @@ class RunInterrupted(FastPoseGaitError):
     def exit_code(self) -> int:
         return 128 + self.signum
 
+
+class CollectiveError(FastPoseGaitError, RuntimeError):
+    """A multi-process run lost a rank: a collective timed out or its peer disappeared."""
+
 def user_message(exc: BaseException) -> Optional[str]:
     """The one-line message for an input error, or None for a genuine bug.
 

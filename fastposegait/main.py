@@ -74,7 +74,7 @@ def _run(argv: Optional[List[str]]) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    dist_utils.init_process_group(env, device)
+    dist_utils.init_process_group(env, device, cfg.engine(args.phase).collective_timeout)
     from fastposegait.engine.runner import Runner
 
     try:

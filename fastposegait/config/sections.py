@@ -312,6 +312,7 @@ class TrainerSection:
     sync_BN: bool
     total_iter: int
     seed: int
+    collective_timeout: int
     sampler: SamplerSection
     transform: Any
 
@@ -320,7 +321,7 @@ class TrainerSection:
         values = checker.mapping(value, key)
         checker.unknown_keys(key, [k for k in values if k not in field_names(cls)], field_names(cls))
         fields = read_fields(cls, values, key, checker, skip=("sampler", "transform"))
-        for name in ("total_iter", "save_iter", "log_iter"):
+        for name in ("total_iter", "save_iter", "log_iter", "collective_timeout"):
             _positive(checker, f"{key}.{name}", fields[name])
         _check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
@@ -341,6 +342,7 @@ class EvaluatorSection:
     metric: str
     cross_view_gallery: bool
     seed: int
+    collective_timeout: int
     sampler: SamplerSection
     transform: Any
     max_sequences_per_call: Optional[int] = None
@@ -355,6 +357,7 @@ class EvaluatorSection:
             checker.fail(f"{key}.metric", f"must be 'euc' or 'cos', got {fields['metric']!r}")
         _positive(checker, f"{key}.max_sequences_per_call", fields.get("max_sequences_per_call"),
                   "a positive integer or null (automatic)")
+        _positive(checker, f"{key}.collective_timeout", fields["collective_timeout"])
         _check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)

@@ -32,6 +32,7 @@ from ..config import Config
 from ..data.autogen import ensure_dataset
 from ..data.dataset import PoseDataset, dataset_from_section
 from ..data.io import atomic_write
+from ..data.layout import check_pose_layout
 from ..data.loader import build_loader
 from ..errors import OutputDirError, RunInterrupted
 from ..modeling import BaseModel, build_model, count_parameters
@@ -43,6 +44,7 @@ from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, r
 from .interrupt import StopRequests
 from .log import setup_logging
 from .run_lock import RunLock
+from .watchdog import ProgressWatchdog, collective_errors
 from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
                     seed_everything, set_batchnorm_eval)
 from .summary import SummaryWriter, mean_of_window
@@ -113,6 +115,7 @@ class Runner:
         self.batches_seen = 0
         self._test_parts: Optional[Tuple[PoseDataset, Any]] = None
         self.writer = SummaryWriter(None)
+        self._watch = ProgressWatchdog(self.rank, 1, 0)  # replaced by train() / test()
 
     def _prepare_output_dir(self) -> None:
         """Create the run folder; for the test phase also write the resolved config (training
@@ -166,6 +169,7 @@ class Runner:
         if self._test_parts is None:
             evaluator = self.config.evaluator
             dataset = dataset_from_section(self.config.data, training=False)
+            check_pose_layout(dataset, self.config.model, evaluator.transform, "evaluator_cfg.transform")
             loader = build_loader(
                 dataset, evaluator.sampler.as_mapping(), evaluator.transform, training=False,
                 seed=evaluator.seed, rank=self.rank, world_size=self.world_size,
@@ -189,6 +193,7 @@ class Runner:
                         list(embeddings.shape))
             results = self._evaluate(dataset, embeddings)
             self._write_results(tag, len(dataset), results)
+        self._watch.beat("rank 0's evaluation of the test set")
         dist_utils.barrier()
         return results
 
@@ -230,7 +235,9 @@ class Runner:
             logger.info("restored model from %s", path)
         else:
             logger.info("evaluator_cfg.restore_hint is 0: testing the untrained (freshly initialised) model")
-        return self.run_test(tag)
+        self._watch = ProgressWatchdog(self.rank, self.world_size, evaluator.collective_timeout)
+        with self._watch, collective_errors(self):
+            return self.run_test(tag)
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
@@ -252,7 +259,8 @@ class Runner:
             if self.iteration >= total_iter:
                 logger.info("iteration %d already reached total_iter %d; nothing to train", self.iteration, total_iter)
                 return
-            with StopRequests(self.device) as stop:
+            self._watch = ProgressWatchdog(self.rank, self.world_size, self.config.trainer.collective_timeout)
+            with self._watch, StopRequests(self.device) as stop, collective_errors(self):
                 self._loop(parts, total_iter, stop)
         finally:
             self.close()
@@ -263,6 +271,7 @@ class Runner:
         trainer = self.config.trainer
         self.model, self.net = prepare_for_training(self.model, trainer, self.device, self.world_size)
         dataset = dataset_from_section(self.config.data, training=True)
+        check_pose_layout(dataset, self.config.model, trainer.transform, "trainer_cfg.transform")
         loader = build_loader(
             dataset, trainer.sampler.as_mapping(), trainer.transform, training=True, seed=trainer.seed,
             rank=self.rank, world_size=self.world_size, num_workers=self.config.data.num_workers,
@@ -339,6 +348,7 @@ class Runner:
 
     def _save(self, parts: TrainingParts) -> None:
         """Write ``<save_name>-<iteration>.pt`` on rank 0 (every rank's RNG states included)."""
+        self._watch.beat(f"the checkpoint of iteration {self.iteration} (every rank's random state)")
         rng_states = dist_utils.all_gather_object(capture_rng_state())
         if self.rank == 0:
             payload = {
@@ -380,6 +390,7 @@ class Runner:
                 continue
             loss, info, output = step
             self.iteration += 1
+            self._watch.beat(f"iteration {self.iteration + 1} (the gradient all-reduce and the losses' gathers)")
             visual = output.get("visual_summary", {})
             for key, value in {**info, **_scalars(visual)}.items():  # on the device: no sync per step
                 window[key].append(value.detach() if isinstance(value, torch.Tensor) else value)

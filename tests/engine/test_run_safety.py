@@ -128,3 +128,63 @@ def test_sigterm_through_the_cli_checkpoints_exits_143_and_the_run_resumes(tmp_p
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert (done[0].parent / f"GaitGraph2-demo-{stopped_at + 2:05d}.pt").exists()
+
+
+def _children(pid):
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return found + [g for c in found for g in _children(c)]
+
+
+def _rank_of(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return None
+    return int(env[b"RANK"]) if b"RANK" in env else None
+
+
+@pytest.mark.slow
+def test_a_frozen_rank_is_reported_and_ends_the_run_after_collective_timeout(tmp_path):
+    from cli_helpers import free_port
+
+    over = tiny_overrides(tmp_path) + ["trainer_cfg.total_iter=400", "scheduler_cfg.total_steps=400",
+                                      "trainer_cfg.save_iter=1000", "trainer_cfg.log_iter=1",
+                                      "trainer_cfg.collective_timeout=20"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           str(MAIN), "--cfgs", str(DEMO_CFG), "--phase", "train", *over]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, frozen = [], None
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "Iteration 00002" in line or not line:
+                break
+        frozen = next(p for p in _children(proc.pid) if _rank_of(p) == 1)
+        os.kill(frozen, signal.SIGSTOP)  # rank 1 freezes; rank 0 waits for it in a collective
+        stopped_at = time.time()
+        _, rest = proc.communicate(timeout=240)
+        waited = time.time() - stopped_at
+    finally:
+        if frozen is not None:
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(frozen, sig)
+                except ProcessLookupError:
+                    pass
+        proc.kill()
+    stderr = "".join(lines) + rest
+    assert proc.returncode != 0
+    assert "collective_timeout=20s" in stderr
+    assert "rank 0: no progress for" in stderr and "while waiting for iteration" in stderr
+    assert "error: rank 0: the other ranks did not answer while this one waited for iteration" in stderr
+    assert waited < 20 + 90, waited  # ended by the timeout, not by the test's own limit
