@@ -1,6 +1,8 @@
 """Safe pickle loading and pose-array checks."""
+import collections
 import os
 import pickle
+import pickletools
 
 import numpy as np
 import pytest
@@ -30,6 +32,109 @@ def test_roundtrip_numpy_arrays_all_protocols(tmp_path):
         np.testing.assert_array_equal(out, arr.astype(dtype))
 
 
+def _unframed(data):
+    """``data`` without its FRAME opcodes (an optional hint), so names can change length."""
+    frames = [pos for op, _, pos in pickletools.genops(data) if op.name == "FRAME"]
+    for pos in reversed(frames):
+        data = data[:pos] + data[pos + 9:]
+    return data
+
+
+def _with_core(data, core):
+    """``data`` with numpy's ``core`` module path as numpy 1 (``numpy.core``) or numpy 2
+    (``numpy._core``) writes it."""
+    data = _unframed(data)
+    for written in (b"numpy.core", b"numpy._core"):
+        for name in (b".multiarray", b".numeric"):
+            old, new = written + name, core + name
+            data = data.replace(bytes([0x8C, len(old)]) + old, bytes([0x8C, len(new)]) + new)  # SHORT_BINUNICODE
+            data = data.replace(b"c" + old + b"\n", b"c" + new + b"\n")  # GLOBAL
+    return data
+
+
+def _same(got, want):
+    if isinstance(want, (list, tuple)):
+        return type(got) is type(want) and len(got) == len(want) and all(map(_same, got, want))
+    if isinstance(want, dict):
+        return type(got) is type(want) and list(got) == list(want) and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, np.dtype):
+        return type(got) is type(want) and got == want and got.str == want.str
+    if isinstance(want, (np.ndarray, np.generic)):
+        return (type(got) is type(want) and got.dtype.str == want.dtype.str and got.shape == want.shape
+                and np.asarray(got).tobytes("A") == np.asarray(want).tobytes("A")
+                and np.asarray(got).flags.f_contiguous == np.asarray(want).flags.f_contiguous)
+    return type(got) is type(want) and got == want
+
+
+@pytest.mark.parametrize("proto", range(6))
+@pytest.mark.parametrize("core", [b"numpy.core", b"numpy._core"])
+def test_numpy_pickles_load_as_pickle_loads_them(tmp_path, proto, core):
+    """Every numeric dtype, both byte orders, C and Fortran order, 0-d arrays, empty arrays,
+    scalars, dtypes and lists of frames, with numpy 1's and numpy 2's module paths."""
+    base = np.arange(24, dtype=np.float64).reshape(2, 4, 3) - 5.5
+    objs = []
+    for code in ("?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "g", "c8", "c16"):
+        for order in "<>":
+            dt = np.dtype(code) if np.dtype(code).itemsize == 1 else np.dtype(code).newbyteorder(order)
+            arr = base.astype(dt)
+            objs += [arr, np.asfortranarray(arr), arr[:, ::2], arr[:0], arr[0, 0, :1].reshape(()),
+                     arr.reshape(-1)[3], dt]
+    objs += [[f for f in base.astype(np.float32)], {"pose": base, "fps": np.float32(25.0)}]
+    path = tmp_path / "p.pkl"
+    for obj in objs:
+        data = pickle.dumps(obj, protocol=proto)
+        path.write_bytes(_with_core(data, core))
+        assert _same(load_pickle(path), pickle.loads(data)), (obj, proto, core)
+
+
+@pytest.mark.parametrize("proto", range(6))
+def test_plain_values_load_with_every_protocol(tmp_path, proto):
+    obj = {"set": {1, 2}, "frozen": frozenset({3}), "ba": bytearray(b"ab"), "empty_ba": bytearray(),
+           "c": 1 + 2j, "od": collections.OrderedDict(a=1, b=[2]), "b": b"xy", "eb": b"", "big": 2 ** 100,
+           "t": (1, None, True, 1.5, "\u00fc\n")}
+    path = tmp_path / "c.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=proto))
+    got = load_pickle(path)
+    assert got == obj and type(got["od"]) is collections.OrderedDict and type(got["ba"]) is bytearray
+
+
+@pytest.mark.parametrize("obj, message", [
+    (np.zeros(3, dtype=[("x", "f4"), ("y", "i4")]), r"refusing dtype V8"),
+    (np.zeros(3, dtype="V8"), r"refusing dtype V8"),
+    (np.array(["ab", "c"]), r"refusing dtype U2"),
+    (np.array([b"ab"]), r"refusing dtype S2"),
+    (np.array(["2020-01-01"], dtype="M8[D]"), r"refusing dtype M8"),
+    (np.array([1], dtype="m8[s]"), r"refusing dtype m8"),
+    (np.array([None, 1], dtype=object), r"refusing dtype O8"),
+    (np.ma.array([1.0, 2.0], mask=[0, 1]), r"refusing to load global numpy\.ma\."),
+    (np.rec.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]), r"refusing to load global numpy\.(rec\.)?recarray"),
+])
+def test_non_numeric_numpy_content_is_refused(tmp_path, obj, message):
+    path = tmp_path / "x.pkl"
+    for proto in (2, 4, 5):
+        path.write_bytes(pickle.dumps(obj, protocol=proto))
+        with pytest.raises(PoseFileError, match=message) as info:
+            load_pickle(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dotted_names_and_tampered_dtypes_are_refused(tmp_path):
+    path = tmp_path / "x.pkl"
+    # STACK_GLOBAL("numpy.dtypes", "__builtins__.get"): a dotted name walks attributes
+    path.write_bytes(b"\x80\x04\x8c\x0cnumpy.dtypes\x8c\x10__builtins__.get\x93.")
+    with pytest.raises(PoseFileError, match="refusing dotted global name numpy.dtypes.__builtins__.get"):
+        load_pickle(path)
+    path.write_bytes(b"\x80\x04\x8c\x0cnumpy.dtypes\x8c\x11_add_dtype_helper\x93.")
+    with pytest.raises(PoseFileError, match="refusing to load global numpy.dtypes._add_dtype_helper"):
+        load_pickle(path)
+    # a float64 dtype whose state claims object flags (numpy would later treat the data as pointers)
+    data = pickle.dumps(np.dtype("f8"), protocol=2)
+    assert data.count(b"J\xff\xff\xff\xffK\x00t") == 1  # ..., alignment -1, flags 0)
+    path.write_bytes(data.replace(b"J\xff\xff\xff\xffK\x00t", b"J\xff\xff\xff\xffK\x3ft"))
+    with pytest.raises(PoseFileError, match="refusing a dtype state other than a numeric type's byte order"):
+        load_pickle(path)
+
+
 def test_plain_containers_load(tmp_path):
     path = tmp_path / "c.pkl"
     save_pickle(path, {"a": [1, 2.5, (3, "x")], "b": np.zeros(2)})
@@ -41,6 +146,18 @@ def test_list_of_frames_becomes_array(tmp_path):
     path = tmp_path / "frames.pkl"
     save_pickle(path, [np.ones((17, 3)), np.zeros((17, 3))])
     assert load_pose(path).shape == (2, 17, 3)
+    save_pickle(path, [[[float(t), float(v), 0.5] for v in range(17)] for t in range(4)])  # nested lists
+    assert load_pose(path).shape == (4, 17, 3)
+
+
+def test_shared_frames_cannot_blow_up_memory(tmp_path):
+    """A pickle refers back to an object in a few bytes: 2000 references to one 100k-joint frame
+    are 2.4 MB of pickle but would stack into 4.8 GB."""
+    path = tmp_path / "amplified.pkl"
+    save_pickle(path, [np.ones((100_000, 3))] * 2000)
+    assert path.stat().st_size < 3_000_000
+    with pytest.raises(PoseFileError, match="frame 1 repeats an array or list already in the sequence"):
+        load_pose(path)
 
 
 def test_malicious_pickle_is_refused_and_not_executed(tmp_path, monkeypatch):
@@ -60,7 +177,10 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path, monkeypatch):
     (np.zeros((10, 17)), r"expected shape \[T, V, 3\]"),
     (np.zeros((10, 17, 5)), r"got \[10, 17, 5\]"),
     (np.zeros((0, 17, 3)), "empty sequence"),
-    (np.array([["a", "b", "c"]] * 2, dtype=object).reshape(2, 1, 3), "numeric array"),
+    (np.array([["a", "b", "c"]] * 2, dtype=object).reshape(2, 1, 3), r"refusing dtype O8 \(numeric dtypes only"),
+    ([[["a", "b", "c"]], [["d", "e", "f"]]], "expected a numeric array, got dtype <U1"),  # frames of strings
+    ([np.ones((17, 3))] * 2, "frame 1 repeats an array or list already in the sequence"),
+    ([[[1.0, 2.0, 0.5]] * 17, [[1.0, 2.0, 0.5]] * 17], "frame 0 repeats an array or list"),  # a shared row
     ("hello", "expected a numpy array"),
 ])
 def test_wrong_content_is_a_clear_error(tmp_path, payload, message):
