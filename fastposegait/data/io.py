@@ -52,6 +52,7 @@ _NP_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # multiarray._reconstruct
 _NP_SCALAR = np.float64(0).__reduce__()[0]  # multiarray.scalar
 _NP_FROMBUFFER = np.zeros(0).__reduce_ex__(5)[0]  # numeric._frombuffer
 _NUMERIC_KINDS = "biufc"
+_NUMERIC_ONLY = "(numeric dtypes only: bool, int, uint, float, complex)"
 _MAX_DIMS = 32  # numpy 1's limit (numpy 2 allows 64); a pose array has 3
 
 
@@ -73,7 +74,7 @@ def _numeric_dtype(value: Any) -> np.dtype:
         raise UnsafePickleError(f"expected a dtype, got {type(value).__name__}")
     if (value.kind not in _NUMERIC_KINDS or value.hasobject or value.flags != 0
             or value.names is not None or value.subdtype is not None or value.metadata is not None):
-        raise UnsafePickleError(f"refusing dtype {_text(value.str)} (numeric dtypes only: bool, int, uint, float, complex)")
+        raise UnsafePickleError(f"refusing dtype {_text(value.str)} {_NUMERIC_ONLY}")
     return value
 
 
@@ -117,7 +118,7 @@ def _make_dtype(u: "_RestrictedUnpickler", spec: Any, align: Any = False, copy: 
     # numpy writes dtype("f8", False, True) and sets the byte order with BUILD.
     if (type(spec) is not str or not re.fullmatch(r"[biufc][0-9]{1,2}", spec)
             or type(align) not in (bool, int) or align or type(copy) not in (bool, int)):
-        raise UnsafePickleError(f"refusing dtype {_text(spec)} (numeric dtypes only: bool, int, uint, float, complex)")
+        raise UnsafePickleError(f"refusing dtype {_text(spec)} {_NUMERIC_ONLY}")
     # always a private copy: BUILD must never reach numpy's shared built-in dtype objects
     return u.pending(_numeric_dtype(np.dtype(spec, align=False, copy=True)))
 
