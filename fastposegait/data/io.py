@@ -23,8 +23,10 @@ the pure-Python unpickler, whose opcodes can be overridden: about 25 us more per
 than ``pickle.load``.)
 
 :func:`load_pose` then wants one array ``[T, V, 3]`` (or ``[T, V, 2]``) of floats or integers,
-or a list of per-frame arrays ``[V, C]`` (or nested lists) in which no frame or row object
-appears twice (a repeated reference costs a few bytes of pickle and a whole frame of memory).
+or a list of per-frame arrays ``[V, C]`` (or nested lists) of at most
+:data:`MAX_SEQUENCE_VALUES` numbers once stacked: frames or rows may be shared references (code
+such as ``[[0, 0, 0]] * 17`` writes them), but a reference costs a few bytes of pickle and a
+whole frame of memory, so a small hostile file could otherwise stack into gigabytes.
 
 Writes are atomic (temp file, fsync, rename) so an interrupted run never leaves a half-written
 file.
@@ -382,10 +384,10 @@ def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
     ``path``.
     """
     if isinstance(obj, list):
-        _check_frames_are_distinct(obj, path)
+        _check_stacked_size(obj, path)
         try:
             obj = np.stack([np.asarray(f) for f in obj]) if obj else np.zeros((0,))
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise PoseFileError(f"{path}: frames of different shapes ({_text(exc, 200)})") from None
         except MemoryError:
             raise PoseFileError(f"{path}: the frames do not fit in memory") from None
@@ -408,23 +410,37 @@ def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
     return obj
 
 
-def _check_frames_are_distinct(frames: list, path: str | Path) -> None:
-    """Refuse a list of frames in which an array, list or tuple appears twice.
+#: Most numbers a list-of-frames pickle may stack into (2**27: 1 GiB as float64). A walk of
+#: 10,000 frames of 18 joints is 540,000.
+MAX_SEQUENCE_VALUES = 2 ** 27
 
-    A pickle stores an object once and refers to it again in a few bytes, so a list repeating
-    one frame (or one row) thousands of times would stack into an array far larger than the
-    file (kilobytes of pickle, gigabytes of memory). Frames written one by one never share."""
-    seen = set()
-    for t, frame in enumerate(frames):
-        todo = [frame]
-        while todo:
-            item = todo.pop()
-            if id(item) in seen:
-                raise PoseFileError(f"{path}: frame {t} repeats an array or list already in the sequence "
-                                    "(a shared pickle reference); write each frame as its own array")
-            seen.add(id(item))
-            if type(item) in (list, tuple):
-                todo.extend(x for x in item if isinstance(x, (list, tuple, np.ndarray)))
+
+def _check_stacked_size(frames: list, path: str | Path) -> None:
+    """Refuse a list of frames that would stack into more than :data:`MAX_SEQUENCE_VALUES`
+    numbers, counted without building anything (shared objects are counted once per use,
+    as stacking would copy them, but walked once)."""
+    sizes: dict = {}
+
+    def count(item: Any) -> int:
+        key = id(item)
+        if key not in sizes:
+            if isinstance(item, np.ndarray):
+                sizes[key] = int(item.size)
+            elif type(item) in (list, tuple):
+                sizes[key] = 0  # a list that contains itself (pickle can build one) ends the walk there
+                sizes[key] = sum(count(x) for x in item)
+            else:
+                sizes[key] = 1
+        return sizes[key]
+
+    try:
+        total = sum(count(frame) for frame in frames)
+    except RecursionError:
+        raise PoseFileError(f"{path}: lists nested thousands of levels deep; a pose sequence is frames of "
+                            "joints of numbers: the file is corrupt or hostile") from None
+    if total > MAX_SEQUENCE_VALUES:
+        raise PoseFileError(f"{path}: its {len(frames)} frames would stack into {total:,} numbers (more than "
+                            f"{MAX_SEQUENCE_VALUES:,}); no walk is that long: the file is corrupt or hostile")
 
 
 def load_pose(path: str | Path) -> np.ndarray:
