@@ -13,11 +13,12 @@ The errors (:class:`ConversionError`, :class:`RawFileError`) live in :mod:`fastp
 and are re-exported here.
 """
 from ..errors import ConversionError, RawFileError
-from .tasks import ConversionSummary, SequenceResult, run_tasks
+from .tasks import ConversionInterrupted, ConversionSummary, SequenceResult, run_tasks
 from .validate import ValidationReport, validate_root
 
 __all__ = [
     "ConversionError",
+    "ConversionInterrupted",
     "ConversionSummary",
     "RawFileError",
     "SequenceResult",

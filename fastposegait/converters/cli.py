@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, tasks: List[Task], notes: Sequence[str] = ()) -> ConversionSummary:
     """Run a conversion's tasks with the common options; ``notes`` go to the summary."""
     summary = run_tasks(tasks, args.command, workers=args.workers, on_error=args.on_error,
-                        overwrite=args.overwrite, progress=not args.no_progress, fsync=args.fsync)
+                        overwrite=args.overwrite, progress=not args.no_progress, fsync=args.fsync,
+                        output_root=args.output)
     summary.notes.extend(notes)
     return summary
 

@@ -4,11 +4,15 @@ A converter turns a raw dataset into a list of :class:`Task` objects, one per ou
 (or, where one sequence's output name depends on its neighbours, one per group of sequences).
 :func:`run_tasks` then
 
+* removes, given the output root, the hidden temp files that interrupted writes left in it
+  (:func:`remove_leftover_temps`);
 * skips the tasks whose outputs all exist already (resume: writes are atomic, so an existing
-  output is a complete one; a killed run leaves at most a hidden temp file, which is removed
-  before the sequence is written again and is never taken for output);
+  output is a complete one; a killed run leaves at most a hidden temp file, which is never taken
+  for output);
 * runs the others in ``workers`` processes (chunks of tasks per process call, a bounded number
-  in flight so that ``--on-error stop`` stops promptly and memory stays flat), with a tqdm bar;
+  in flight so that ``--on-error stop`` stops promptly and memory stays flat), with a tqdm bar.
+  The workers die with the main process, however it ends (:func:`worker_pool`), and SIGINT or
+  SIGTERM on the main process stops them and ends the run with :class:`ConversionInterrupted`;
 * collects one :class:`SequenceResult` per sequence into a :class:`ConversionSummary`: how many
   sequences were written, already done, left without any usable frame, and how many frames were
   dropped and why.
@@ -20,13 +24,18 @@ already written have been kept.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -43,6 +52,11 @@ ON_ERROR_CHOICES = ("skip", "stop")
 # dataset on a shared machine must be readable by the people who train on it. Read once, in
 # the main process, before worker processes start.
 FILE_MODE = default_file_mode()
+
+
+class ConversionInterrupted(ConversionError):
+    """SIGINT or SIGTERM reached the main process during a run: the workers were stopped; every
+    output already written is complete, and re-running the same command resumes."""
 
 
 @dataclass
@@ -233,6 +247,60 @@ def remove_stale_temps(path: str | Path) -> int:
     return removed
 
 
+# ``.<name>.<random>.tmp``: the temp file of fastposegait.data.io.atomic_write (mkstemp's random
+# part is letters, digits and underscores).
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temp file an atomic write creates (``.<name>.<random>.tmp``)."""
+    return _TEMP_NAME.match(name) is not None
+
+
+def remove_leftover_temps(root: str | Path) -> int:
+    """Delete, everywhere under the output root ``root``, the temp files of atomic writes that
+    a killed run left behind; returns how many.
+
+    Hidden folders (the loader's ``.fastposegait_cache/`` among them) are not entered. A folder
+    that held nothing but such temp files is removed too (with its parents, up to ``root``, when
+    they become empty): the interrupted write created it, and the loader would reject it.
+    Not for an output root that another conversion is writing to at the same time.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    removed, _ = _remove_temps_in(str(root), top=True)
+    return removed
+
+
+def _remove_temps_in(folder: str, top: bool = False) -> Tuple[int, bool]:
+    """:func:`remove_leftover_temps` of one folder: ``(temp files removed, folder now gone)``."""
+    removed, kept, emptied = 0, 0, 0
+    with os.scandir(folder) as it:
+        entries = list(it)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name.startswith("."):
+                kept += 1
+                continue
+            n, gone = _remove_temps_in(entry.path)
+            removed += n
+            emptied += gone
+            kept += not gone
+        elif is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed += 1
+        else:
+            kept += 1
+    if top or kept or not (removed or emptied):
+        return removed, False
+    try:
+        os.rmdir(folder)
+    except OSError:  # something appeared meanwhile: keep the folder
+        return removed, False
+    return removed, True
+
+
 def write_sequence(
     path: str | Path,
     frames: Sequence[np.ndarray] | np.ndarray,
@@ -276,6 +344,123 @@ def is_finished(path: str) -> bool:
         return os.path.getsize(path) > 0
     except OSError:
         return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker processes that never outlive the main process
+# ----------------------------------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1          # prctl option (linux/prctl.h): signal this process when its parent dies
+_PARENT_CHECK_SECONDS = 0.5    # how often a worker's watchdog thread looks at its parent
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """Ask the Linux kernel to send ``signum`` to this process when its parent dies; False where
+    that is not available (other systems, no C library found)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_parent(parent: int) -> None:
+    """Watchdog thread of a worker: end the process as soon as its parent is no longer
+    ``parent`` (the parent died and the process was handed to another one)."""
+    while True:
+        time.sleep(_PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(main_pid: int) -> None:
+    """Initializer of every pool worker (runs in the worker, before any task).
+
+    * SIGTERM gets its default action back (a forked worker inherits the main process's
+      handler, which would turn it into an exception inside a task) and SIGINT is ignored: a
+      Ctrl-C in a terminal reaches every process of the group, and the main process stops the
+      workers itself;
+    * the worker dies with its parent: on Linux the kernel sends it SIGTERM when the parent
+      dies (whatever killed it, SIGKILL included), and everywhere a watchdog thread ends it when
+      its parent changes. A write cut short leaves only a hidden temp file, which the next run
+      removes.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_parent_death_signal(signal.SIGTERM)
+    parent = os.getppid()
+    # The main process is the parent (fork, spawn) unless a fork server started the worker.
+    # Dead before the line above: the worker was already handed to another process.
+    if parent != main_pid and not _pid_alive(main_pid):
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watchdog", daemon=True).start()
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's worker processes now, whatever they are doing (their writes are atomic)."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        if process.is_alive():
+            process.terminate()
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers die with this process (see :func:`_worker_init`).
+
+    On a normal exit, or a task's exception, the tasks already running finish (what they write
+    is complete) and the queued ones are cancelled. On an interruption (Ctrl-C, SIGTERM: see
+    :func:`interruptible`) the workers are terminated at once.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        yield pool
+    except (KeyboardInterrupt, ConversionInterrupted):
+        _terminate_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise :class:`ConversionInterrupted` in the main thread
+    (one line for the user: the run was interrupted, re-running resumes) instead of a traceback
+    (SIGINT) or a death that leaves the workers behind (SIGTERM). A second signal during the
+    clean-up ends the process at once. A signal this process ignores (SIGINT in a background
+    job of a script) stays ignored; outside the main thread, nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: List[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:  # the user insists: no clean-up (the workers still die with this process)
+            os._exit(128 + signum)
+        received.append(signum)
+        raise ConversionInterrupted(
+            f"interrupted by {signal.Signals(signum).name}; the sequences written "
+            "so far are complete — re-run the same command to resume")
+
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[List[int]]:
@@ -401,7 +586,7 @@ class _ChunkFeeder:
 def _run_parallel(run: _Run, todo: Sequence[int], workers: int, chunk_size: int) -> None:
     """Run the tasks in ``workers`` processes, ``chunk_size`` tasks per call, 3 calls per
     worker in flight."""
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         feeder = _ChunkFeeder(pool, run, iter(list(_chunks(todo, chunk_size))))
         feeder.start(workers * 3)
         feeder.drain()
@@ -431,6 +616,7 @@ def run_tasks(
     progress: bool = True,
     chunk_size: Optional[int] = None,
     fsync: bool = False,
+    output_root: Optional[str | Path] = None,
 ) -> ConversionSummary:
     """Run ``tasks`` (resuming, in parallel) and return the summary.
 
@@ -446,14 +632,30 @@ def run_tasks(
         fsync: flush each written file to disk before its rename. Off by default: the rename
             alone guarantees that a killed run leaves no partial output, and one fsync per
             small file would dominate the run time (measured: ~80% on a VM disk).
+        output_root: the root the tasks write under; the temp files that interrupted writes
+            left there are removed first (their number goes to the summary's notes).
 
     Raises:
         RawFileError: under ``on_error="stop"``, the first malformed file; ``summary`` is attached
             to the exception as ``exc.summary`` with everything finished before it.
+        ConversionInterrupted: SIGINT or SIGTERM (from the main thread only); the workers are
+            stopped, and what was written is complete.
     """
     _check_run_options(on_error, workers)
+    with interruptible():
+        return _run_tasks(tasks, command, workers, on_error, overwrite, progress, chunk_size, fsync, output_root)
+
+
+def _run_tasks(tasks: Sequence[Task], command: str, workers: int, on_error: str, overwrite: bool, progress: bool,
+               chunk_size: Optional[int], fsync: bool, output_root: Optional[str | Path]) -> ConversionSummary:
+    """:func:`run_tasks` once its options are checked and the signals handled."""
     start = time.perf_counter()
     summary = ConversionSummary(command=command, workers=workers)
+    if output_root is not None:
+        removed = remove_leftover_temps(output_root)
+        if removed:
+            summary.notes.append(f"removed {removed} leftover temp file{'s' if removed != 1 else ''} of an "
+                                 f"interrupted run under {output_root}")
     slots, todo = _skip_finished(tasks, overwrite)
     total = sum(tasks[i].sequences for i in todo)
     run = _Run(tasks, on_error, fsync, slots, _progress(total, command, progress and total > 0))
@@ -471,10 +673,12 @@ def run_tasks(
 
 
 def iter_dirs(path: str | Path) -> List[str]:
-    """Sorted names of the sub-folders of ``path`` (files such as GREW's ``*_gei.png`` are
-    not sequences and are left out)."""
+    """Sorted names of the sub-folders of ``path``: the subjects, types, views or sequences of
+    a raw or converted tree. Files (such as GREW's ``*_gei.png``) and hidden folders (names
+    starting with ``.``: the loader's ``.fastposegait_cache/``, ``.ipynb_checkpoints/``, ...)
+    are left out."""
     with os.scandir(path) as it:
-        return sorted(e.name for e in it if e.is_dir())
+        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
 
 
 def iter_files(path: str | Path, suffix: str = "") -> List[str]:

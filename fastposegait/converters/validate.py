@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,7 +26,7 @@ from ..data.io import load_pose
 from ..data.packed_cache import CACHE_DIR_NAME
 from ..data.partitions import read_partition
 from ..errors import DatasetError, PoseFileError
-from .tasks import require_dir
+from .tasks import require_dir, worker_pool
 
 ERROR, WARNING = "error", "warning"
 
@@ -303,7 +302,7 @@ def validate_root(
 def _read_pickles(paths: List[str], workers: int) -> List[Tuple[str, Optional[PickleMeta], Optional[str]]]:
     """:func:`_check_pickle` of every path, in ``workers`` processes when there is more than one."""
     if workers > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             return list(pool.map(_check_pickle, paths, chunksize=max(1, len(paths) // (workers * 8))))
     return [_check_pickle(p) for p in paths]
 

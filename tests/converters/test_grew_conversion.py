@@ -104,6 +104,18 @@ def test_partition_is_derived_from_the_folders(raw, converted):
     assert report.ok, report.format()
 
 
+def test_hidden_folders_are_not_subjects(converted, tmp_path):
+    """The loader's .fastposegait_cache/ (or any hidden folder) in the converted root is no
+    subject of the derived partition."""
+    out = tmp_path / "out"
+    shutil.copytree(converted["out"], out)
+    (out / ".fastposegait_cache").mkdir()
+    (out / ".ipynb_checkpoints" / "x").mkdir(parents=True)
+    assert cli.main(["grew-partition", "-i", str(out), "-o", str(tmp_path / "p.json")]) == 0
+    expected = json.loads((converted["out"] / "partition.json").read_text())
+    assert json.loads((tmp_path / "p.json").read_text()) == expected
+
+
 def test_one_split_with_trailing_slash_and_explicit_split(raw, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["grew", "-i", str(raw["root"] / "train") + "/", "-o", str(out), "--no-progress"]) == 0

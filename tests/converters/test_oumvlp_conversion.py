@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -234,6 +235,45 @@ def test_resume_skips_finished_and_ignores_leftover_temp_files(raw, converted, t
     # and the loader takes the result
     ds = PoseDataset(out, out / "partition.json", training=True, cache=True)
     assert sorted(set(ds.subjects)) == ["00001", "00003"]
+
+
+def test_rerun_removes_leftover_temp_files_in_the_whole_output_tree(raw, converted, tmp_path, capsys):
+    """Temp files of interrupted writes go on the next run wherever they are: beside a finished
+    pickle (a killed --overwrite run), in a folder of their own (a killed first write, also of a
+    sequence that is never written), at the root (the partition); the outputs stay as they were."""
+    out = tmp_path / "out"
+    shutil.copytree(converted["out"], out)
+    pickles = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.pkl")}
+    planted = [
+        out / "00001" / "00" / "000" / ".000.pkl.k1ll3d.tmp",    # beside an existing pickle
+        out / "00004" / "01" / "090" / ".090.pkl.q1w2e3r4.tmp",  # the sequence without usable frames
+        out / "00009" / "00" / "000" / ".000.pkl.a_b9x2q7.tmp",  # a folder holding nothing else
+        out / ".partition.json.zz8y7x6w.tmp",
+    ]
+    kept = [
+        out / "00001" / "00" / "000" / "notes.tmp",              # not a temp file of ours
+        out / ".fastposegait_cache" / ".train.pack.p0o9i8u7.tmp",  # the loader's cache: not entered
+    ]
+    for path in planted + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
+    assert cli.main(["oumvlp", "-i", str(raw["root"]), "-o", str(out), "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert [p for p in planted if p.exists()] == []
+    assert all(p.exists() for p in kept)
+    assert "0 written, 15 already converted (skipped)" in summary
+    assert f"removed 4 leftover temp files of an interrupted run under {out}" in summary
+    assert "partition not written" not in summary  # the hidden cache folder is no subject
+    # the folders only the interrupted writes had created are gone (the loader rejects a folder
+    # with files but no pickle); the outputs are untouched
+    assert not (out / "00004" / "01" / "090").exists() and not (out / "00009").exists()
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.pkl")} == pickles
+    (out / "00001" / "00" / "000" / "notes.tmp").unlink()
+    assert cli.main(["validate", "-i", str(out), "--partition", str(out / "partition.json")]) == 0
+    assert "temp file" not in capsys.readouterr().out
+    # nothing left: nothing said
+    assert cli.main(["oumvlp", "-i", str(raw["root"]), "-o", str(out), "--no-progress"]) == 0
+    assert "leftover temp" not in capsys.readouterr().out
 
 
 def test_remove_stale_temps_only_touches_this_files_temps(tmp_path):
