@@ -30,7 +30,7 @@ from . import casiab, custom, gait3d, grew, oumvlp
 from .partitions import oumvlp_partition, subjects_on_disk, write_partition
 from ..errors import ConversionError, FastPoseGaitError, RawFileError, user_message
 from .tasks import ON_ERROR_CHOICES, ConversionSummary, Task, run_tasks, write_json
-from .validate import ValidationReport, validate_root
+from .validate import JOINT_FORMATS, ValidationReport, validate_root
 
 PROG = "python -m fastposegait.converters"
 PARTITION_NAME = "partition.json"
@@ -128,10 +128,16 @@ def _add_validate(sub) -> None:
     """``validate``: the dataset checker."""
     p = sub.add_parser("validate", help="check a dataset root (and partition) before training",
                        description="Check a dataset root: layout, pickles (safe loading, shape, dtype, NaN/inf, "
-                                   "empty and one-frame sequences), folders the loader rejects, partition.")
+                                   "empty and one-frame sequences, joint counts, x/y/confidence channels), "
+                                   "folders the loader rejects, partition. Hidden folders at the root (such "
+                                   "as the loader's .fastposegait_cache) are skipped.")
     p.add_argument("--input", "-i", required=True, help="dataset root")
     p.add_argument("--partition", metavar="JSON", help="partition to check against the root")
-    p.add_argument("--joints", type=int, nargs="+", help="allowed joint counts, e.g. 17")
+    joints = p.add_mutually_exclusive_group()
+    joints.add_argument("--joints", type=int, nargs="+", help="allowed joint counts, e.g. 17")
+    joints.add_argument("--joint-format", choices=sorted(JOINT_FORMATS),
+                        help="the dataset's keypoint format: coco = 17 joints, openpose or alphapose = 18 "
+                             "(default: every pickle must have the most common joint count)")
     p.add_argument("--frame-threshold", type=int, default=0, help="report sequences data_cfg.frame_threshold drops")
     p.add_argument("--workers", "-j", type=int, default=1)
     p.add_argument("--report", metavar="JSON", help="write every issue as JSON")
@@ -256,14 +262,15 @@ def _finish_validation(report: ValidationReport, report_path: Optional[str]) -> 
     """Print a validation report, write it as JSON if asked; exit 1 when it has errors."""
     print(report.format())
     if report_path:
-        write_json(report_path, {"root": report.root, "ok": report.ok,
+        write_json(report_path, {"root": report.root, "ok": report.ok, "hidden_folders_skipped": report.hidden,
                                  "issues": [vars(i) for i in report.issues]})
     return 0 if report.ok else 1
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     """``validate``: check any dataset root (and partition)."""
-    report = validate_root(args.input, args.partition, args.workers, args.frame_threshold, args.joints)
+    report = validate_root(args.input, args.partition, args.workers, args.frame_threshold, args.joints,
+                           args.joint_format)
     return _finish_validation(report, args.report)
 
 

@@ -9,9 +9,14 @@ tree and lists every one, using the loader's own checks where they exist:
 * the partition goes through :func:`fastposegait.data.partitions.read_partition`, and at the end
   :func:`fastposegait.data.dataset.build_index` must index every split without error;
 * plus what only shows up later in training: one-frame sequences (rejected when loaded),
-  modalities of different lengths, folders with files but no pickle, mixed joint counts,
-  sequences a ``frame_threshold`` would drop, leftover temp files of an interrupted write,
-  stray files the loader ignores, partition subjects missing on disk or on disk but unlisted.
+  modalities of different lengths, folders with files but no pickle, pickles whose joint count
+  differs from the others' (or from the expected joint format), pickles without exactly the
+  three channels x, y, confidence, sequences a ``frame_threshold`` would drop, leftover temp
+  files of an interrupted write, stray files the loader ignores, partition subjects missing on
+  disk or on disk but unlisted.
+
+Hidden folders at the root (names starting with ``.``, such as the loader's own
+``.fastposegait_cache/``) are not subjects: they are skipped, and the report says so.
 """
 from __future__ import annotations
 
@@ -25,10 +30,14 @@ from ..data.dataset import build_index
 from ..data.io import load_pose
 from ..data.packed_cache import CACHE_DIR_NAME
 from ..data.partitions import read_partition
-from ..errors import DatasetError, PoseFileError
+from ..errors import ConversionError, DatasetError, PoseFileError
 from .tasks import require_dir, worker_pool
 
 ERROR, WARNING = "error", "warning"
+# Joint count of each keypoint format a dataset may use (``validate --joint-format``).
+JOINT_FORMATS = {"coco": 17, "openpose": 18, "alphapose": 18}
+CHANNELS = 3  # x, y, confidence
+_TO_COCO17 = "convert 18-joint sequences with `python -m fastposegait.converters oumvlp17`"
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,9 @@ class ValidationReport:
     pickles: int = 0
     frames: int = 0
     joints: Counter = field(default_factory=Counter)
+    channels: Counter = field(default_factory=Counter)
     dtypes: Counter = field(default_factory=Counter)
+    hidden: List[str] = field(default_factory=list)
     min_length: Optional[int] = None
     max_length: Optional[int] = None
 
@@ -78,25 +89,33 @@ class ValidationReport:
         self.issues.append(Issue(level, str(path), message))
 
     def format(self, limit: int = 50) -> str:
-        """The errors, then the warnings (at most ``limit`` of each), the totals and the verdict."""
+        """The errors, then the warnings (at most ``limit`` of each), the hidden folders skipped,
+        the totals and the verdict."""
         lines = []
         for kind in (self.errors, self.warnings):
             lines.extend(str(i) for i in kind[:limit])
             if len(kind) > limit:
                 lines.append(f"... {len(kind) - limit} more {kind[0].level}s (see --report)")
+        if self.hidden:
+            names = ", ".join(n + (" (the loader's packed cache)" if n == CACHE_DIR_NAME else "")
+                              for n in self.hidden)
+            lines.append(f"skipped {len(self.hidden)} hidden folder{'s' if len(self.hidden) != 1 else ''} "
+                         f"at the root, not subjects: {names}")
         lines.append(self._totals_line())
         lines.append("OK: the loader will accept this dataset" if self.ok else
                      "NOT OK: fix the errors above before training")
         return "\n".join(lines)
 
     def _totals_line(self) -> str:
-        """Sequences, pickles, frames, the length range, joint counts, dtypes and issue counts."""
+        """Sequences, pickles, frames, the length range, joint and channel counts, dtypes and
+        issue counts."""
         joints = ", ".join(f"V={v}: {n}" for v, n in sorted(self.joints.items())) or "none"
+        channels = ", ".join(f"C={c}: {n}" for c, n in sorted(self.channels.items())) or "none"
         dtypes = ", ".join(f"{d}: {n}" for d, n in sorted(self.dtypes.items())) or "none"
         lengths = f"{self.min_length}..{self.max_length}" if self.min_length is not None else "-"
         return (f"{self.root}: {self.sequences} sequences, {self.pickles} pickles, {self.frames} frames "
-                f"(T {lengths}; joints {joints}; dtype {dtypes}): {len(self.errors)} errors, "
-                f"{len(self.warnings)} warnings")
+                f"(T {lengths}; joints {joints}; channels {channels}; dtype {dtypes}): {len(self.errors)} "
+                f"errors, {len(self.warnings)} warnings")
 
 
 PickleMeta = Tuple[int, int, int, str]  # frames, joints, channels, dtype
@@ -126,15 +145,18 @@ def _is_temp(name: str) -> bool:
 
 
 def _walk(root: Path, report: ValidationReport) -> Dict[str, List[List[str]]]:
-    """Walk ``root`` like the loader; returns subject -> list of sequences (their pkl paths)."""
+    """Walk ``root`` like the loader; returns subject -> list of sequences (their pkl paths).
+    Hidden folders (the loader's packed cache among them) are not subjects: they are recorded
+    in ``report.hidden`` and not entered."""
     sequences: Dict[str, List[List[str]]] = {}
     for entry in _sorted_entries(root):
         if not entry.is_dir():
             if _is_temp(entry.name):
                 report.add(WARNING, entry.path, "leftover temp file of an interrupted write; delete it")
             continue  # partition.json and the like: ignored by the loader
-        if entry.name == CACHE_DIR_NAME:
-            continue  # the loader's packed cache, not a subject
+        if entry.name.startswith("."):
+            report.hidden.append(entry.name)
+            continue
         sequences[entry.name] = _walk_subject(entry.path, report)
     return sequences
 
@@ -274,6 +296,7 @@ def validate_root(
     workers: int = 1,
     frame_threshold: int = 0,
     expected_joints: Optional[Sequence[int]] = None,
+    joint_format: Optional[str] = None,
 ) -> ValidationReport:
     """Check a dataset root (and optionally its partition) and return every issue found.
 
@@ -283,17 +306,28 @@ def validate_root(
         workers: processes reading pickles.
         frame_threshold: report sequences that ``data_cfg.frame_threshold`` would drop.
         expected_joints: allowed joint counts (e.g. ``(17,)`` for a COCO dataset).
+        joint_format: ``coco`` (17 joints), ``openpose`` or ``alphapose`` (18): the same as
+            ``expected_joints`` with that count, named in the messages.
+
+    Without an expected joint count, the pickles whose joint count differs from the most common
+    one are errors; pickles without exactly 3 channels (x, y, confidence) are errors too. Each
+    such pickle is named, and one line at the root gives the counts.
     """
     root = require_dir(root, "dataset root")
+    expected = _expected_joints(expected_joints, joint_format)
     report = ValidationReport(root=str(root))
     sequences = _walk(root, report)
     if not sequences:
         report.add(ERROR, root, "no subject folders; a dataset root holds <subject>/<type>/<view>/*.pkl")
     info = _check_pickles(sequences, workers, report)
+    checked: Dict[str, PickleMeta] = {}  # the pickles of the sequences whose pickles all loaded
     for pkls in (pkls for seqs in sequences.values() for pkls in seqs):
         report.sequences += 1
-        _check_sequence(pkls, info, report, frame_threshold, expected_joints)
-    _check_joint_counts(root, report, expected_joints)
+        _check_sequence(pkls, info, report, frame_threshold)
+        if all(p in info for p in pkls):
+            checked.update((p, info[p]) for p in pkls)
+    _check_joint_counts(root, report, checked, expected, joint_format)
+    _check_channels(root, report, checked)
     if partition is not None:
         _check_partition_and_index(Path(partition), root, sequences, report)
     return report
@@ -323,13 +357,27 @@ def _check_pickles(
     return info
 
 
+def _expected_joints(
+    expected_joints: Optional[Sequence[int]], joint_format: Optional[str]
+) -> Optional[Tuple[int, ...]]:
+    """The allowed joint counts: ``expected_joints``, or the count of ``joint_format``."""
+    if joint_format is None:
+        return tuple(expected_joints) if expected_joints else None
+    if joint_format not in JOINT_FORMATS:
+        raise ConversionError(f"unknown joint format {joint_format!r}; one of {sorted(JOINT_FORMATS)}")
+    count = JOINT_FORMATS[joint_format]
+    if expected_joints and count not in expected_joints:
+        raise ConversionError(f"joint format {joint_format} has {count} joints, not {list(expected_joints)}; "
+                              "give one of the two")
+    return (count,)
+
+
 def _check_sequence(
     pkls: List[str], info: Dict[str, PickleMeta], report: ValidationReport, frame_threshold: int,
-    expected_joints: Optional[Sequence[int]],
 ) -> None:
     """Checks on one sequence whose pickles all loaded (a refused pickle was reported already):
-    modality lengths, length (one frame, ``frame_threshold``), joints and channels; and its
-    counts in the report's statistics."""
+    modality lengths and length (one frame, ``frame_threshold``); and its counts in the
+    report's statistics."""
     metas = [info[p] for p in pkls if p in info]
     if len(metas) != len(pkls):
         return
@@ -339,11 +387,6 @@ def _check_sequence(
                                                 "must have the same length")
     t = _count_sequence(metas, report)
     _check_length(pkls[0], t, frame_threshold, report)
-    for m, p in zip(metas, pkls):
-        if expected_joints and m[1] not in expected_joints:
-            report.add(ERROR, p, f"{m[1]} joints, expected {' or '.join(map(str, expected_joints))}")
-        if m[2] != 3:
-            report.add(WARNING, p, f"{m[2]} channels; the models expect x, y, confidence (3)")
 
 
 def _count_sequence(metas: List[PickleMeta], report: ValidationReport) -> int:
@@ -354,6 +397,7 @@ def _count_sequence(metas: List[PickleMeta], report: ValidationReport) -> int:
     report.max_length = t if report.max_length is None else max(report.max_length, t)
     for m in metas:
         report.joints[m[1]] += 1
+        report.channels[m[2]] += 1
         report.dtypes[m[3]] += 1
     return t
 
@@ -369,12 +413,51 @@ def _check_length(path: str, t: int, frame_threshold: int, report: ValidationRep
                                   "dropped from the index")
 
 
-def _check_joint_counts(root: Path, report: ValidationReport, expected_joints: Optional[Sequence[int]]) -> None:
-    """Mixed joint counts are an error (one model takes one joint format); with
-    ``expected_joints`` each pickle was already checked against it."""
-    if len(report.joints) > 1 and not expected_joints:
-        report.add(ERROR, root, f"mixed joint counts {dict(report.joints)}; one dataset uses one joint format "
-                                "(convert 18-joint sequences with `python -m fastposegait.converters oumvlp17`)")
+def _check_joint_counts(
+    root: Path, report: ValidationReport, pickles: Dict[str, PickleMeta], expected: Optional[Tuple[int, ...]],
+    joint_format: Optional[str],
+) -> None:
+    """One model takes one joint format. With an expected count, every pickle without it is an
+    error; without, every pickle whose count differs from the most common one (the dataset's
+    format, as far as the data tells). Each is named, and one line at the root gives the counts."""
+    counts = Counter(m[1] for m in pickles.values())
+    if expected:
+        wanted = " or ".join(map(str, expected)) + (f" ({joint_format})" if joint_format else "")
+        odd = {p: m[1] for p, m in pickles.items() if m[1] not in expected}
+        for p, v in odd.items():
+            report.add(ERROR, p, f"{v} joints, expected {wanted}")
+        if odd:
+            report.add(ERROR, root, f"{len(odd)} of {len(pickles)} pickles do not have {wanted} joints "
+                                    f"({_counts(counts, 'V')})")
+        return
+    if len(counts) < 2:
+        return
+    (major, n_major), = counts.most_common(1)
+    for p, m in pickles.items():
+        if m[1] != major:
+            report.add(ERROR, p, f"{m[1]} joints, while {n_major} of {len(pickles)} pickles have {major}; "
+                                 "one dataset uses one joint format")
+    report.add(ERROR, root, f"mixed joint counts ({_counts(counts, 'V')}): {len(pickles) - n_major} of {len(pickles)} "
+                            f"pickles differ from the most common {major}; one dataset uses one joint format "
+                            f"({_TO_COCO17})")
+
+
+def _check_channels(root: Path, report: ValidationReport, pickles: Dict[str, PickleMeta]) -> None:
+    """The models read x, y and confidence: a pickle with another number of channels is an
+    error (named), and one line at the root gives the counts."""
+    odd = {p: m[2] for p, m in pickles.items() if m[2] != CHANNELS}
+    for p, c in odd.items():
+        report.add(ERROR, p, f"{c} channels per joint; the models take {CHANNELS} (x, y, confidence) — "
+                             "re-convert it with the detector's confidence")
+    if odd:
+        counts = Counter(m[2] for m in pickles.values())
+        report.add(ERROR, root, f"{len(odd)} of {len(pickles)} pickles do not have {CHANNELS} channels "
+                                f"({_counts(counts, 'C')})")
+
+
+def _counts(counter: Counter, name: str) -> str:
+    """``V=17: 7, V=18: 1``: each value of ``name`` and how many pickles have it, by value."""
+    return ", ".join(f"{name}={k}: {n}" for k, n in sorted(counter.items()))
 
 
 def _check_partition_and_index(

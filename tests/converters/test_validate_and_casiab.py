@@ -185,10 +185,98 @@ def test_validator_skips_the_loaders_packed_cache(tmp_path):
     partition.write_text(json.dumps({"TRAIN_SET": ["001"], "TEST_SET": ["002"]}))
     PoseDataset(str(root), str(partition), training=True, cache=True)  # builds <root>/.fastposegait_cache/
     assert (root / ".fastposegait_cache").is_dir()
-    with_cache = validate_root(root).format()
-    assert ".fastposegait_cache" not in with_cache
+    (root / ".ipynb_checkpoints").mkdir()
+    with_cache = validate_root(root).format().splitlines()
+    skipped = "skipped 2 hidden folders at the root, not subjects: .fastposegait_cache (the loader's packed cache), " \
+              ".ipynb_checkpoints"
+    assert skipped in with_cache
     shutil.rmtree(root / ".fastposegait_cache")
-    assert with_cache == validate_root(root).format()  # the cache folder changes nothing
+    (root / ".ipynb_checkpoints").rmdir()
+    without = validate_root(root).format().splitlines()
+    assert [line for line in with_cache if line != skipped] == without  # the hidden folders change nothing else
+    assert not any("hidden" in line for line in without)
+
+
+def test_casia_b_check_does_not_take_the_loaders_cache_for_a_subject(tmp_path, capsys):
+    """Training once builds <root>/.fastposegait_cache/; casia-b-check afterwards still finds the
+    124 subjects 001..124 (the cache sorted first and became a training subject)."""
+    root = tmp_path / "CASIA-B-pose"
+    _tree(root, [f"{i:03d}" for i in range(1, 125)], np.random.default_rng(8), views=("090",))
+    shipped = REPO / "datasets" / "CASIA-B" / "CASIA-B.json"
+    PoseDataset(root, shipped, training=True)  # the loader's packed cache, as a training run leaves it
+    assert (root / ".fastposegait_cache").is_dir()
+    out = tmp_path / "CASIA-B.json"
+    assert cli.main(["casia-b-check", "-i", str(root), "--partition", str(out)]) == 0
+    text = capsys.readouterr().out
+    part = json.loads(out.read_text())
+    assert part["TRAIN_SET"] == [f"{i:03d}" for i in range(1, 75)]
+    assert part["TEST_SET"] == [f"{i:03d}" for i in range(75, 125)]
+    assert part == json.loads(shipped.read_text())
+    assert "skipped 1 hidden folder at the root, not subjects: .fastposegait_cache" in text
+    assert "OK: the loader will accept this dataset" in text and "0 errors, 0 warnings" in text
+
+
+def _variant_tree(root, odd_key, odd):
+    """Four subjects x two views of [12, 17, 3] pickles, except ``odd`` at ``odd_key``."""
+    rng = np.random.default_rng(9)
+    for s in ("001", "002", "003", "004"):
+        for v in ("000", "090"):
+            save_pickle(root / s / "nm-01" / v / f"{v}.pkl", odd if (s, v) == odd_key else _seq(rng))
+    return root / odd_key[0] / "nm-01" / odd_key[1] / f"{odd_key[1]}.pkl"
+
+
+def test_one_sequence_with_another_joint_count_is_named(tmp_path, capsys):
+    root = tmp_path / "d"
+    odd = _variant_tree(root, ("003", "090"), _seq(np.random.default_rng(10), v=18))
+    report = validate_root(root)
+    errors = {i.path: i.message for i in report.errors}
+    assert errors[str(odd)].startswith("18 joints, while 7 of 8 pickles have 17")
+    assert "mixed joint counts (V=17: 7, V=18: 1): 1 of 8 pickles differ" in errors[str(root)]
+    assert len(report.errors) == 2 and not report.ok
+    # the expected format, from the command line: coco is 17 joints, openpose / alphapose 18
+    assert cli.main(["validate", "-i", str(root), "--joint-format", "coco"]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {odd}: 18 joints, expected 17 (coco)" in out
+    assert "1 of 8 pickles do not have 17 (coco) joints (V=17: 7, V=18: 1)" in out and "NOT OK" in out
+    assert cli.main(["validate", "-i", str(root), "--joint-format", "openpose"]) == 1
+    assert capsys.readouterr().out.count("joints, expected 18 (openpose)") == 7
+    save_pickle(odd, _seq(np.random.default_rng(10)))
+    assert cli.main(["validate", "-i", str(root), "--joint-format", "coco"]) == 0
+    assert cli.main(["validate", "-i", str(root), "--joint-format", "alphapose"]) == 1
+
+
+@pytest.mark.parametrize("everywhere", [False, True], ids=["one-pickle", "every-pickle"])
+def test_pickles_without_the_confidence_channel_are_errors(tmp_path, capsys, everywhere):
+    """[T, V, 2] passes the loader's shape check, but the models read x, y and confidence."""
+    root = tmp_path / "d"
+    odd = _variant_tree(root, ("002", "000"), _seq(np.random.default_rng(11))[..., :2])
+    if everywhere:
+        for p in root.rglob("*.pkl"):
+            save_pickle(p, _seq(np.random.default_rng(12))[..., :2])
+    report = validate_root(root)
+    errors = {i.path: i.message for i in report.errors}
+    assert errors[str(odd)].startswith("2 channels per joint; the models take 3 (x, y, confidence)")
+    counts = "8 of 8 pickles do not have 3 channels (C=2: 8)" if everywhere else \
+        "1 of 8 pickles do not have 3 channels (C=2: 1, C=3: 7)"
+    assert errors[str(root)] == counts
+    assert len(report.errors) == (9 if everywhere else 2)
+    assert cli.main(["validate", "-i", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {odd}: 2 channels per joint" in out and "NOT OK" in out and "channels C=2:" in out
+
+
+def test_a_subject_in_both_splits_is_a_warning(tmp_path, capsys):
+    root = tmp_path / "d"
+    _tree(root, ["001", "002", "003"], np.random.default_rng(13))
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001", "002"], "TEST_SET": ["002", "003"]}))
+    report = validate_root(root, part)
+    assert [(i.path, i.message) for i in report.warnings] == [
+        (str(part), "1 subjects are in both TRAIN_SET and TEST_SET (e.g. ['002']); training on test subjects "
+                    "inflates results")]
+    assert report.ok  # the loader takes it: a warning, not an error
+    assert cli.main(["validate", "-i", str(root), "--partition", str(part)]) == 0
+    assert f"WARNING {part}: 1 subjects are in both TRAIN_SET and TEST_SET" in capsys.readouterr().out
 
 
 def test_any_input_error_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
