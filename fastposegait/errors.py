@@ -47,6 +47,20 @@ class ConversionError(FastPoseGaitError, ValueError):
     """The conversion cannot start or continue: missing input, bad option, unusable split file."""
 
 
+
+class ConversionInterrupted(ConversionError):
+    """SIGINT or SIGTERM reached the main process during a conversion: the workers were
+    stopped; every output already written is complete, and re-running the same command
+    resumes. ``exit_code`` follows the shell's convention for a signal (128 + its number)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
 class RawFileError(FastPoseGaitError, ValueError):
     """One raw annotation file is malformed; the message names the file and the problem."""
 

@@ -12,8 +12,8 @@ One command line for all of it, ``python -m fastposegait.converters <command>`` 
 The errors (:class:`ConversionError`, :class:`RawFileError`) live in :mod:`fastposegait.errors`
 and are re-exported here.
 """
-from ..errors import ConversionError, RawFileError
-from .tasks import ConversionInterrupted, ConversionSummary, SequenceResult, run_tasks
+from ..errors import ConversionError, ConversionInterrupted, RawFileError
+from .tasks import ConversionSummary, SequenceResult, run_tasks
 from .validate import ValidationReport, validate_root
 
 __all__ = [

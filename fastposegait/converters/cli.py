@@ -330,7 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _stopped(args, exc)
     except FastPoseGaitError as exc:  # unusable input or options: one line naming the path and the fix
         print(f"error: {user_message(exc)}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # an interruption: 128 + the signal's number
     except BrokenPipeError:  # the reader of the output went away (| head): fastposegait.cli ends quietly
         raise
     except OSError as exc:

@@ -43,7 +43,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..data.io import atomic_write, default_file_mode, save_pickle
-from ..errors import ConversionError, RawFileError
+from ..errors import ConversionError, ConversionInterrupted, RawFileError
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,6 @@ ON_ERROR_CHOICES = ("skip", "stop")
 # dataset on a shared machine must be readable by the people who train on it. Read once, in
 # the main process, before worker processes start.
 FILE_MODE = default_file_mode()
-
-
-class ConversionInterrupted(ConversionError):
-    """SIGINT or SIGTERM reached the main process during a run: the workers were stopped; every
-    output already written is complete, and re-running the same command resumes."""
 
 
 @dataclass
@@ -452,7 +447,7 @@ def interruptible() -> Iterator[None]:
         received.append(signum)
         raise ConversionInterrupted(
             f"interrupted by {signal.Signals(signum).name}; the sequences written "
-            "so far are complete — re-run the same command to resume")
+            "so far are complete — re-run the same command to resume", signum)
 
     signums = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, handler) for s in signums}

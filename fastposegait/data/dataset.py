@@ -43,8 +43,10 @@ class SequenceRecord:
 
 
 def _sorted_dirs(path: str) -> List[str]:
+    """The type or view folders under ``path``, sorted; hidden ones (``.ipynb_checkpoints``,
+    editors' and the loader's own folders) are not sequences."""
     with os.scandir(path) as it:
-        return sorted(e.name for e in it if e.is_dir())
+        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
 
 
 def _sequence_files(view_dir: str, entries: List[str], data_in_use: Optional[Sequence[bool]]) -> List[str]:

@@ -171,3 +171,13 @@ def test_a_training_split_of_one_subject_is_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="fastposegait"):
         PoseDataset(root, part, training=False)  # a one-subject test split is fine
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_hidden_folders_are_not_types_or_views(tmp_path, cache):
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000"], ".ipynb_checkpoints": ["000"]},
+                            "002": {"nm-01": ["000", ".trash"]}},
+                     partition={"TRAIN_SET": ["001", "002"], "TEST_SET": ["001"]})
+    ds = PoseDataset(root, part, training=True, cache=cache)
+    assert [(r.subject, r.type, r.view) for r in ds.records] == [("001", "nm-01", "000"), ("002", "nm-01", "000")]
