@@ -11,11 +11,12 @@ channels ``x, y[, confidence]``), and they must be what the config expects:
   transforms use x and y only and take C = 2 or 3. A transform that builds features
   (``Transform.output_channels``: ``GaitTR_MultiInput``, ``GaitGraph_MultiInput``,
   ``HOD_MultiInput``) decides the channels the model sees; when none is in the chain the
-  pose's own channels reach the model, and a model that declares how many it takes
-  (``BaseModel.input_channels_key``, e.g. GaitGraph1's ``input_branch[0]`` = 3) needs
-  exactly that C. Measured on 2-channel copies of the demo data: the GaitGraph1 and
-  GaitGraph2 demos fail (model channels, ``GaitGraph_MultiInput``), GaitTR, GPGait and
-  RawJointsNN run.
+  pose's own channels reach the model, and a model that declares the ``model_cfg`` key
+  holding how many it takes (``BaseModel.input_channels_key``) needs exactly that C.
+  Measured on 2-channel copies of the demo data: the GaitGraph1 demo fails (GaitGraph1 takes
+  ``input_branch[0]`` = 3 channels through ``SkeletonInput``; it says so at its first batch
+  unless it declares ``input_channels_key = "input_branch"``), the GaitGraph2 demo fails
+  (``GaitGraph_MultiInput``), GaitTR, GPGait and RawJointsNN run.
 
 Cost: with the packed cache the shapes come from the cache's index (no pickle is read); with
 the memory cache from the arrays already loaded; without a cache three sequences are read at

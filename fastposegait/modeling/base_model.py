@@ -40,7 +40,7 @@ class BaseModel(nn.Module):
     accepts_packed_sequences: bool = False
 
     #: the ``model_cfg`` key that holds the number of input channels per joint when the
-    #: transforms pass the pose channels through unchanged (e.g. GaitGraph1's
+    #: transforms pass the pose channels through unchanged (for GaitGraph1 that would be
     #: ``input_branch``, whose first entry is 3: x, y, confidence); None: not declared. See
     #: :meth:`input_channels` and :func:`fastposegait.data.layout.check_pose_layout`.
     input_channels_key: Optional[str] = None
