@@ -530,7 +530,7 @@ class Config:
             cfg: the mapping returned by :func:`~fastposegait.config.load_config`.
             path: the config file, named in errors.
             overridden: the keys set on the command line (errors say so).
-            report: log warnings (unknown keys, ignored keys); off when a config that was
+            report: log warnings (keys accepted but ignored, e.g. remove_no_gallery); off when a config that was
                 already loaded is checked again.
         """
         checker = Checker(path, overridden, report)
