@@ -44,20 +44,33 @@ def test_a_second_training_run_on_the_same_folder_is_refused_and_writes_nothing(
                                                                         "GaitGraph2-demo-00004.pt"]
 
 
-def test_a_killed_run_leaves_no_stale_lock(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from fastposegait.engine.run_lock import RunLock;"
-            "lock = RunLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(60)")
+def test_a_killed_run_leaves_no_stale_lock_even_while_its_workers_live_on(tmp_path):
+    # the run forks a child, as a DataLoader worker is forked, which outlives the killed run
+    code = ("import os, sys, time; from pathlib import Path; from fastposegait.engine.run_lock import RunLock;"
+            "lock = RunLock(Path(sys.argv[1])).acquire(); child = os.fork();\n"
+            "if child == 0: time.sleep(60); os._exit(0)\n"
+            "print('locked', child, flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    child = None
     try:
-        assert proc.stdout.readline().strip() == "locked"
+        word, child = proc.stdout.readline().split()
+        child = int(child)
+        assert word == "locked"
         with pytest.raises(OutputDirError, match=f"pid {proc.pid} on "):
             RunLock(tmp_path).acquire()
-    finally:
         proc.kill()
         proc.wait()
-    lock = RunLock(tmp_path).acquire()  # the kernel dropped the dead process's lock
-    assert lock.held
-    lock.release()
+        os.kill(child, 0)  # the child is still alive ...
+        lock = RunLock(tmp_path).acquire()  # ... and the dead run's lock is gone all the same
+        assert lock.held
+        with pytest.raises(OutputDirError, match="this process"):  # a second runner of this process
+            RunLock(tmp_path).acquire()
+        lock.release()
+        RunLock(tmp_path).acquire().release()
+    finally:
+        proc.kill()
+        if child:
+            os.kill(child, signal.SIGKILL)
 
 
 def test_sigint_finishes_the_step_saves_a_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch):

@@ -52,6 +52,9 @@ class GaitGraph1(BaseModel):
     ``[32, 128, 128, 256, 256]``), ``num_class`` (embedding size), ``tta``.
     """
 
+    #: ``input_branch[0]`` is the channels per joint the raw poses must have (3: x, y, confidence)
+    input_channels_key = "input_branch"
+
     def build_network(self, model_cfg: Dict[str, Any]) -> None:
         self._build(**self.cfg_args(self._build, model_cfg))
 
