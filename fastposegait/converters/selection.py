@@ -111,8 +111,9 @@ def load_selection_index(path: str | Path) -> Dict[int, int]:
         try:
             index[int(str(key).strip())] = int(value)
         except (TypeError, ValueError):
+            shown = " ".join(repr(value).split())[:80]  # one line, short, whatever the value holds
             raise RawFileError(
-                f"{path}: entry {key!r}: {value!r} is not frame index -> person index; re-download or "
-                "recompute the selection index"
+                f"{path}: entry {str(key)[:40]!r}: {shown} is not frame index -> person index; re-download "
+                "or recompute the selection index"
             ) from None
     return index
