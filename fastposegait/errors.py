@@ -43,15 +43,9 @@ class CheckpointError(FastPoseGaitError, ValueError):
     """A checkpoint named by restore_hint is missing or unusable."""
 
 
-class ConversionError(FastPoseGaitError, ValueError):
-    """The conversion cannot start or continue: missing input, bad option, unusable split file."""
-
-
-
-class ConversionInterrupted(ConversionError):
-    """SIGINT or SIGTERM reached the main process during a conversion: the workers were
-    stopped; every output already written is complete, and re-running the same command
-    resumes. ``exit_code`` follows the shell's convention for a signal (128 + its number)."""
+class Interrupted(FastPoseGaitError):
+    """A run stopped on SIGINT or SIGTERM after leaving everything it wrote complete and
+    resumable. ``exit_code`` follows the shell's convention for a signal (128 + its number)."""
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
@@ -61,8 +55,15 @@ class ConversionInterrupted(ConversionError):
     def exit_code(self) -> int:
         return 128 + self.signum
 
-class RawFileError(FastPoseGaitError, ValueError):
-    """One raw annotation file is malformed; the message names the file and the problem."""
+
+class ConversionError(FastPoseGaitError, ValueError):
+    """The conversion cannot start or continue: missing input, bad option, unusable split file."""
+
+
+class ConversionInterrupted(Interrupted, ConversionError):
+    """SIGINT or SIGTERM reached the main process during a conversion: the workers were
+    stopped; every output already written is complete, and re-running the same command
+    resumes."""
 
 
 class MissingFileError(FastPoseGaitError, FileNotFoundError):
@@ -83,21 +84,14 @@ class OutputDirError(FastPoseGaitError, OSError):
     """The run's output folder cannot be written, or another training run is writing it."""
 
 
-class RunInterrupted(FastPoseGaitError):
+class RunInterrupted(Interrupted):
     """Training stopped on SIGINT/SIGTERM after saving a checkpoint; the message says how to
-    resume. ``exit_code`` follows the shell's convention for a signal (128 + its number)."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
+    resume."""
 
 
 class CollectiveError(FastPoseGaitError, RuntimeError):
     """A multi-process run lost a rank: a collective timed out or its peer disappeared."""
+
 
 def user_message(exc: BaseException) -> Optional[str]:
     """The one-line message for an input error, or None for a genuine bug.

@@ -73,15 +73,7 @@ TINY = {
         "trained_keys": ["backbone.main_stream.3.edge"],
     },
     "GaitGraph2": {
-        "overrides": [
-            "model_cfg.input_branch=[5, 16, 8]",
-            "model_cfg.main_stream=[8, 32, 64]",
-            "model_cfg.num_class=32",
-            "trainer_cfg.sampler.batch_size=8",
-            "trainer_cfg.sampler.frames_num_fixed=12",
-            "evaluator_cfg.sampler.batch_size=16",
-            "evaluator_cfg.sampler.frames_num_fixed=12",
-        ],
+        "overrides": TINY_GAITGRAPH2,
         "embedding": (3 * 32, 1),  # TTA: original | reversed | flipped
         "logged": ["SupConLoss_loss="],
         "trained_keys": ["backbone.fcn.weight", "backbone.main_stream.1.edge"],
