@@ -66,6 +66,10 @@ class ConversionInterrupted(Interrupted, ConversionError):
     resumes."""
 
 
+class RawFileError(FastPoseGaitError, ValueError):
+    """One raw annotation file is malformed; the message names the file and the problem."""
+
+
 class MissingFileError(FastPoseGaitError, FileNotFoundError):
     """A file that a config key or option names does not exist."""
 
