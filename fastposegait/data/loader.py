@@ -8,7 +8,9 @@ run sees the same augmentations as an uninterrupted one.
 """
 from __future__ import annotations
 
+import atexit
 import signal
+import weakref
 from typing import Any, Mapping
 
 import torch
@@ -55,6 +57,39 @@ def _identity(batch: Batch) -> Batch:
     return batch
 
 
+class PoseDataLoader(DataLoader):
+    """A DataLoader whose worker processes are always shut down, also when the program ends
+    on an error (see :func:`shutdown_workers`)."""
+
+    def __iter__(self):  # type: ignore[override]
+        iterator = super().__iter__()
+        if hasattr(iterator, "_shutdown_workers"):
+            _LIVE_ITERATORS.add(iterator)
+        return iterator
+
+
+#: Iterators with worker processes, until they are shut down or collected.
+_LIVE_ITERATORS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def shutdown_workers() -> None:
+    """Stop the worker processes of every loader iterator still alive.
+
+    Workers ignore SIGTERM (:func:`_ignore_stop_signals`), so the interpreter's own exit
+    (which terminates daemonic children with SIGTERM, then joins them) would wait for them
+    forever when a run ends on an error while a loader is still iterating. This runs first
+    at exit (registered after torch's handlers) and tells them to stop the normal way."""
+    for iterator in list(_LIVE_ITERATORS):
+        try:
+            iterator._shutdown_workers()
+        except Exception:  # noqa: BLE001 - best effort while ending
+            pass
+    _LIVE_ITERATORS.clear()
+
+
+atexit.register(shutdown_workers)
+
+
 def _ignore_stop_signals(_worker_id: int) -> None:
     """Worker initialiser: SIGINT (the terminal's Ctrl-C) and SIGTERM (sent to the process
     group on preemption) are the main process's to handle: it finishes the step and saves a
@@ -96,7 +131,7 @@ def build_loader(
     # in a resumed run, which restores the global state and only then starts the loader. The
     # workers do not use the base seed: every sequence has its own keyed generator.
     generator = torch.Generator().manual_seed(seed + rank)
-    return DataLoader(
+    return PoseDataLoader(
         builder, sampler=sampler, batch_size=None, collate_fn=_identity,
         num_workers=num_workers, pin_memory=pin_memory, generator=generator, **kwargs,
     )

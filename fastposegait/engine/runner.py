@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import signal
 import time
 from collections import defaultdict
@@ -141,6 +142,26 @@ class Runner:
             raise OutputDirError(f"{path}: cannot write the resolved config ({exc.strerror or exc}); "
                                  f"make {self.output_dir} writable") from None
 
+    def _check_earlier_checkpoints(self) -> None:
+        """A new run (no iteration to resume) would overwrite the checkpoints an earlier run left
+        in this folder, and mix two runs' files under one name: refuse, and say how to go on.
+        Resuming from an earlier iteration overwrites the later ones: say so."""
+        hint = self.config.trainer.restore_hint
+        found = sorted(self.checkpoint_dir.glob(f"{self.save_name}-*.pt")) if self.checkpoint_dir.is_dir() else []
+        iterations = sorted(int(m.group(1)) for p in found
+                            if (m := re.fullmatch(re.escape(self.save_name) + r"-(\d+)\.pt", p.name)))
+        if not iterations:
+            return
+        if not isinstance(hint, int) or hint == 0:
+            raise OutputDirError(
+                f"{self.checkpoint_dir} holds {len(iterations)} checkpoint(s) of an earlier run (the latest at "
+                f"iteration {iterations[-1]}), which a new run would overwrite. Resume it with --iter "
+                f"{iterations[-1]}, or give this run another trainer_cfg.save_name, or delete those files")
+        later = [i for i in iterations if i > hint]
+        if later:
+            logger.warning("resuming from iteration %d: the checkpoints of iterations %s in %s will be replaced "
+                           "as this run reaches them", hint, ", ".join(map(str, later)), self.checkpoint_dir)
+
     def close(self) -> None:
         """Release the training lock and flush TensorBoard (also done when the run ends)."""
         self.writer.close()
@@ -247,6 +268,7 @@ class Runner:
             self._lock = RunLock(self.output_dir).acquire()
         try:
             if self.rank == 0:
+                self._check_earlier_checkpoints()
                 self._write_config()
                 removed = remove_stale_temps(self.checkpoint_dir)
                 if removed:

@@ -201,3 +201,84 @@ def test_a_frozen_rank_is_reported_and_ends_the_run_after_collective_timeout(tmp
     assert "rank 0: no progress for" in stderr and "while waiting for iteration" in stderr
     assert "error: rank 0: the other ranks did not answer while this one waited for iteration" in stderr
     assert waited < 20 + 90, waited  # ended by the timeout, not by the test's own limit
+
+
+def test_a_program_that_ends_while_a_loader_iterates_exits_instead_of_waiting_for_its_workers(tmp_path):
+    """Workers ignore SIGTERM (a preemption signal is the main process's to handle), and the
+    interpreter's exit stops daemonic children with SIGTERM and then joins them: without the
+    loader's own exit handler, a program ending on an error while a loader iterates (its
+    iterator still referenced) waited for its workers forever."""
+    code = (
+        "import sys\n"
+        "from fastposegait.config import load_config\n"
+        "from fastposegait.data.autogen import ensure_dataset\n"
+        "from fastposegait.data.dataset import dataset_from_cfg\n"
+        "from fastposegait.data.loader import build_loader\n"
+        "cfg = load_config(sys.argv[1], sys.argv[2:])\n"
+        "ensure_dataset(cfg['data_cfg'])\n"
+        "ds = dataset_from_cfg(cfg['data_cfg'], training=True)\n"
+        "t = cfg['trainer_cfg']\n"
+        "loader = build_loader(ds, t['sampler'], t['transform'], training=True, seed=0, num_workers=1)\n"
+        "KEEP = iter(loader)\n"
+        "next(KEEP)\n"
+        "print('iterating', flush=True)\n"
+        "raise SystemExit(1)  # ends while KEEP still holds its worker\n"
+    )
+    over = tiny_overrides(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", code, str(DEMO_CFG), *over], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == "iterating" and proc.returncode == 1, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["train", "test"])
+def test_an_error_inside_a_loader_worker_ends_the_run_instead_of_hanging(tmp_path, monkeypatch, phase):
+    import json
+
+    import numpy as np
+
+    from fastposegait.data.autogen import ensure_dataset
+    from fastposegait.data.io import load_pose, save_pickle
+
+    monkeypatch.chdir(tmp_path)
+    over = tiny_overrides(tmp_path) + ["data_cfg.cache=false", "data_cfg.num_workers=1",
+                                      "trainer_cfg.total_iter=40", "scheduler_cfg.total_steps=40",
+                                      "trainer_cfg.save_iter=40"]
+    ensure_dataset(load_config(DEMO_CFG, over)["data_cfg"])
+    split = "TRAIN_SET" if phase == "train" else "TEST_SET"
+    subject = json.loads((tmp_path / "partition.json").read_text())[split][-1]
+    bad = sorted((tmp_path / "data" / subject).rglob("*.pkl"))[-1]  # not among those read at start
+    seq = np.array(load_pose(bad))
+    seq[3, 2, 0] = np.inf
+    save_pickle(bad, seq)
+    args = ["--cfgs", str(DEMO_CFG), "--phase", phase, *over] + (["--iter", "0"] if phase == "test" else [])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(MAIN), *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=180)  # hung forever before: the workers ignored SIGTERM at exit
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"{bad}: non-finite value (NaN/inf) at frame 3, joint 2" in errors[0]
+
+
+def test_a_new_run_never_overwrites_an_earlier_runs_checkpoints(tmp_path, monkeypatch, caplog):
+    import logging
+
+    first = make_runner(tmp_path, monkeypatch)
+    first.train()
+    done = sorted(first.checkpoint_dir.glob("*.pt"))
+    before = {p.name: p.read_bytes() for p in done}
+    again = make_runner(tmp_path, monkeypatch, "optimizer_cfg.lr=0.001")  # the same command, forgotten --iter
+    with pytest.raises(OutputDirError) as info:
+        again.train()
+    message = user_message(info.value)
+    assert message.endswith("holds 2 checkpoint(s) of an earlier run (the latest at iteration 4), which a new run "
+                            "would overwrite. Resume it with --iter 4, or give this run another "
+                            "trainer_cfg.save_name, or delete those files")
+    assert {p.name: p.read_bytes() for p in first.checkpoint_dir.glob("*.pt")} == before
+    # resuming from an earlier iteration is allowed, and says which files it will replace
+    resumed = make_runner(tmp_path, monkeypatch, "trainer_cfg.restore_hint=2")
+    logging.getLogger("fastposegait").propagate = True
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        resumed.train()
+    assert "the checkpoints of iterations 4 in" in caplog.text
