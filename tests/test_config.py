@@ -329,3 +329,24 @@ def test_inherited_optimizer_keys_the_solver_does_not_take_are_dropped(tmp_path)
     step = MINIMAL + "scheduler_cfg:\n  scheduler: MultiStepLR\n  milestones: [10]\n"
     cfg = load_config(write(tmp_path, step, name="step.yaml"))
     assert cfg["scheduler_cfg"] == {"scheduler": "MultiStepLR", "milestones": [10]}
+
+
+@pytest.mark.parametrize("overrides, key, message", [
+    (["optimizer_cfg.lr=.nan"], "optimizer_cfg.lr", "must be a finite number, got nan"),
+    (["scheduler_cfg.max_lr=.inf"], "scheduler_cfg.max_lr", "must be a finite number, got inf"),
+    (["optimizer_cfg.weight_decay=.nan"], "optimizer_cfg.weight_decay", "must be a finite number"),
+    (["optimizer_cfg.solver=Adam", "optimizer_cfg.betas=[0.9, 1.5]"], "optimizer_cfg",
+     "torch.optim.Adam refuses these settings: ValueError: Invalid beta parameter at index 1: 1.5"),
+    (["optimizer_cfg.eps=-1.0", "optimizer_cfg.solver=Adam"], "optimizer_cfg", "Invalid epsilon value: -1.0"),
+    (["optimizer_cfg.momentum=-1.0"], "optimizer_cfg", "Invalid momentum value: -1.0"),
+    (["scheduler_cfg.pct_start=1.5"], "scheduler_cfg", "Expected float between 0 and 1 pct_start, but got 1.5"),
+    (["scheduler_cfg.scheduler=StepLR"], "scheduler_cfg", "refuses these settings (with optimizer SGD): TypeError"),
+    (["scheduler_cfg.scheduler=LambdaLR"], "scheduler_cfg", "refuses these settings"),
+    (["optimizer_cfg.solver=LBFGS"], "optimizer_cfg", "torch.optim.LBFGS refuses these settings"),
+    (["optimizer_cfg.solver=SparseAdam"], "optimizer_cfg", "torch.optim.SparseAdam refuses these settings"),
+])
+def test_solver_settings_torch_refuses_are_one_error_at_load(tmp_path, overrides, key, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), overrides)
+    text = str(info.value)
+    assert f"{key}" in text and message in text and "\n" not in text

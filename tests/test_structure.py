@@ -88,7 +88,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_graph_sees_relative_and_lazy_imports():
     graph = import_graph()
-    assert "fastposegait.errors" in graph["fastposegait.config.sections"]
+    assert "fastposegait.errors" in graph["fastposegait.config.checker"]
     assert "fastposegait.engine.runner" in graph["fastposegait.main"]  # imported inside main()
 
 

@@ -23,8 +23,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from ..errors import ConfigError
-from .sections import (EXTRA_TOP_LEVEL, SECTIONS, Config, inherited_unused_keys, optimizer_classes,
-                       resolved_test_dataset_name, scheduler_classes)
+from .sections import EXTRA_TOP_LEVEL, SECTIONS, Config, resolved_test_dataset_name
+from .solvers import inherited_unused_keys, optimizer_classes, scheduler_classes
 
 
 

@@ -19,18 +19,16 @@ scheduler classes.
 """
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import logging
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NoReturn, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from ..data.frames import FRAME_KEYS, FrameSampler
-from ..errors import ConfigError
-from ..kwargs import expected_type, value_problem
-from ..registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS, Registry, closest_name
+from ..registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS
+from .checker import Checker, check_positive, check_restore_hint, field_names, is_int, read_fields
+from .solvers import (SolverSection, check_schedule_length, dry_run_solvers, optimizer_classes, read_solver,
+                      scheduler_classes)
 
 logger = logging.getLogger(__name__)
 
@@ -43,127 +41,6 @@ SAMPLE_TYPES = tuple(f"{a}_{b}" for a in ("fixed", "unfixed", "all") for b in ("
 CACHE_MODES = ("packed", "memory")
 METRICS = ("euc", "cos")
 
-S = TypeVar("S")
-
-
-class Checker:
-    """Validation context: which file, which keys the command line set, and whether to log
-    warnings (a config is checked again when a runner receives it; it warns only once)."""
-
-    def __init__(self, path: Union[str, Path] = "<config>", overridden: Iterable[str] = (), report: bool = True) -> None:
-        self.path = path
-        self.overridden = set(overridden)
-        self.report = report
-
-    def fail(self, key: str, message: str) -> NoReturn:
-        origin = " (set on the command line)" if key in self.overridden else ""
-        raise ConfigError(f"{self.path}: {key}{origin}: {message}")
-
-    def warn(self, message: str, *args: Any) -> None:
-        if self.report:
-            logger.warning("%s: " + message, self.path, *args)
-
-    def mapping(self, value: Any, key: str, what: str = "a mapping") -> Dict[str, Any]:
-        if not isinstance(value, Mapping):
-            self.fail(key, f"must be {what}, got {type(value).__name__}")
-        return dict(value)
-
-    def registered(self, registry: Registry, name: Any, key: str) -> None:
-        if name not in registry:
-            self.fail(key, registry.unknown_message(name))
-
-    def class_in(self, module: Any, base: type, name: str, key: str) -> None:
-        valid = classes_in(module, base)
-        if name not in valid:
-            close = closest_name(name, valid)
-            hint = f" (did you mean {close!r}?)" if close else ""
-            self.fail(key, f"{name!r} is not a class in {module.__name__}{hint}. Valid names: {', '.join(valid)}")
-
-    def unknown_keys(self, key: str, unknown: List[str], valid: Iterable[str]) -> None:
-        """An error for the first key of ``unknown`` (a typo would otherwise fall back to the
-        default without a word), with the closest valid key and all of them."""
-        valid = list(valid)
-        for name in unknown:
-            close = closest_name(name, valid)
-            hint = f" (did you mean {close!r}?)" if close else ""
-            self.fail(f"{key}.{name}", f"unknown key{hint}. Valid keys: {', '.join(valid)}")
-
-
-# ----------------------------------------------------------------------------- field checks
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _kinds(annotation: Any) -> Tuple[Optional[Tuple[type, ...]], bool]:
-    """The runtime types an annotation allows (None: not checked generically) and whether
-    ``None`` is allowed."""
-    args = typing.get_args(annotation) if typing.get_origin(annotation) is Union else (annotation,)
-    optional = type(None) in args
-    kinds = tuple(a for a in args if a is not type(None))
-    if all(a in (int, bool, str, float) for a in kinds):
-        return kinds, optional
-    return None, optional
-
-
-def _type_ok(value: Any, kinds: Tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return bool in kinds
-    if float in kinds and _is_int(value):
-        return True
-    return isinstance(value, kinds)
-
-
-def read_fields(cls: Type[S], values: Mapping[str, Any], key: str, checker: Checker,
-                skip: Iterable[str] = ()) -> Dict[str, Any]:
-    """The values of ``cls``'s fields from ``values``, each checked against its annotation.
-
-    A field without a Python default must be given (and not null unless its annotation is
-    Optional); a field whose default is None may be left out. ``skip`` fields are read by
-    the caller.
-    """
-    hints = typing.get_type_hints(cls)
-    out: Dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in skip:
-            continue
-        full = f"{key}.{f.name}"
-        kinds, optional = _kinds(hints[f.name])
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        value = values.get(f.name, None)
-        if value is None:
-            if f.name not in values and has_default:
-                continue
-            if not optional:
-                checker.fail(full, "is missing; add it to the config")
-        elif kinds is not None and not _type_ok(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            checker.fail(full, f"must be {names}, got {value!r} ({type(value).__name__})")
-        out[f.name] = value
-    return out
-
-
-def field_names(cls: type) -> List[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def _positive(checker: Checker, key: str, value: Optional[int], what: str = "a positive integer") -> None:
-    if value is not None and value <= 0:
-        checker.fail(key, f"must be {what}, got {value}")
-
-
-def _check_restore_hint(checker: Checker, key: str, value: Union[int, str]) -> None:
-    """An iteration to restore is >= 0 (0: none); ``--iter -5`` would look for ``x--0005.pt``."""
-    if _is_int(value) and value < 0:
-        checker.fail(key, f"must be 0 (no restore), a positive iteration or a checkpoint path, got {value}")
-
-
-# ----------------------------------------------------------------------------- sections
 
 
 @dataclass(frozen=True)
@@ -206,9 +83,9 @@ class _SamplerName:
 
 def _check_batch_size(sampler: str, batch: Any, key: str, checker: Checker) -> None:
     if SAMPLERS.canonical(sampler) == "TripletSampler":
-        if not (isinstance(batch, list) and len(batch) == 2 and all(_is_int(b) and b > 0 for b in batch)):
+        if not (isinstance(batch, list) and len(batch) == 2 and all(is_int(b) and b > 0 for b in batch)):
             checker.fail(f"{key}.batch_size", f"TripletSampler needs [P, K], two positive integers; got {batch!r}")
-    elif not (_is_int(batch) and batch > 0):
+    elif not (is_int(batch) and batch > 0):
         checker.fail(f"{key}.batch_size", f"{sampler} needs a positive integer; got {batch!r}")
 
 
@@ -220,7 +97,7 @@ def _check_frame_counts(frames: Mapping[str, Any], key: str, checker: Checker) -
         if frames.get(name) is None:
             checker.fail(f"{key}.{name}", "is missing; add it to the config")
     for name in ("frames_num_fixed", "frames_num_min", "frames_num_max", "frames_all_limit"):
-        _positive(checker, f"{key}.{name}", frames.get(name))
+        check_positive(checker, f"{key}.{name}", frames.get(name))
     if (frames.get("frames_skip_num") or 0) < 0:
         checker.fail(f"{key}.frames_skip_num", f"must be >= 0, got {frames['frames_skip_num']}")
     if mode == "unfixed" and frames["frames_num_min"] > frames["frames_num_max"]:
@@ -322,8 +199,8 @@ class TrainerSection:
         checker.unknown_keys(key, [k for k in values if k not in field_names(cls)], field_names(cls))
         fields = read_fields(cls, values, key, checker, skip=("sampler", "transform"))
         for name in ("total_iter", "save_iter", "log_iter", "collective_timeout"):
-            _positive(checker, f"{key}.{name}", fields[name])
-        _check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
+            check_positive(checker, f"{key}.{name}", fields[name])
+        check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
@@ -355,127 +232,13 @@ class EvaluatorSection:
         checker.registered(EVALUATORS, fields["eval_func"], f"{key}.eval_func")
         if fields["metric"] not in METRICS:
             checker.fail(f"{key}.metric", f"must be 'euc' or 'cos', got {fields['metric']!r}")
-        _positive(checker, f"{key}.max_sequences_per_call", fields.get("max_sequences_per_call"),
+        check_positive(checker, f"{key}.max_sequences_per_call", fields.get("max_sequences_per_call"),
                   "a positive integer or null (automatic)")
-        _positive(checker, f"{key}.collective_timeout", fields["collective_timeout"])
-        _check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
+        check_positive(checker, f"{key}.collective_timeout", fields["collective_timeout"])
+        check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
-
-
-@dataclass(frozen=True)
-class SolverSection:
-    """``optimizer_cfg`` / ``scheduler_cfg``: a class of ``torch.optim`` (or of its
-    ``lr_scheduler`` module) and its keyword arguments."""
-
-    name: str
-    kwargs: Dict[str, Any]
-
-    def resolve(self, module: Any) -> type:
-        return getattr(module, self.name)
-
-
-def classes_in(module: Any, base: type) -> List[str]:
-    """Public classes of ``module`` that subclass ``base`` (sorted)."""
-    names = [name for name, obj in vars(module).items()
-             if inspect.isclass(obj) and issubclass(obj, base) and obj is not base and not name.startswith("_")]
-    return sorted(names)
-
-
-def optimizer_classes() -> Tuple[Any, type]:
-    import torch
-
-    return torch.optim, torch.optim.Optimizer
-
-
-def scheduler_classes() -> Tuple[Any, type]:
-    import torch
-
-    return torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler
-
-
-def read_solver(value: Any, key: str, name_key: str, checker: Checker, classes: Tuple[Any, type]) -> SolverSection:
-    """``optimizer_cfg`` (``name_key`` ``solver``) or ``scheduler_cfg`` (``scheduler``)."""
-    values = checker.mapping(value, key)
-    name = values.get(name_key)
-    if name is None:
-        checker.fail(f"{key}.{name_key}", "is missing; add it to the config")
-    if not isinstance(name, str):
-        checker.fail(f"{key}.{name_key}", f"must be str, got {name!r} ({type(name).__name__})")
-    module, base = classes
-    if name in METRIC_SCHEDULERS:
-        checker.fail(f"{key}.{name_key}",
-                     f"{name} needs a validation metric at each step, and the runner steps the scheduler once "
-                     "per iteration without one (it would fail at the first step); pick a schedule of the "
-                     "iteration count: OneCycleLR, MultiStepLR, StepLR, CosineAnnealingLR, ...")
-    checker.class_in(module, base, name, f"{key}.{name_key}")
-    section = SolverSection(name, {k: v for k, v in values.items() if k != name_key})
-    _check_solver_values(section, section.resolve(module), key, checker)
-    return section
-
-
-#: schedulers whose ``step`` takes a metric (the runner's per-iteration step passes none)
-METRIC_SCHEDULERS = ("ReduceLROnPlateau",)
-#: solver keys that must not be negative
-NON_NEGATIVE_SOLVER_KEYS = ("lr", "max_lr", "base_lr", "weight_decay")
-
-
-def _solver_shapes(param: inspect.Parameter, cls: type) -> Optional[Tuple[str, ...]]:
-    """The value shapes a solver keyword takes, loosened to "a number" for int and float
-    alike (torch computes with either); None when not checked."""
-    shapes = expected_type(param.annotation, cls)
-    default = param.default
-    if shapes is None and isinstance(default, (int, float)) and not isinstance(default, bool):
-        shapes = ("float",)
-    if shapes is None or not any(s in ("int", "float", "list[int]", "list[float]") for s in shapes):
-        return None
-    loose = {"int": "float", "list[int]": "list[float]"}
-    return tuple(dict.fromkeys(loose.get(s, s) for s in shapes))
-
-
-def _check_solver_values(section: SolverSection, cls: type, key: str, checker: Checker) -> None:
-    """The optimizer/scheduler keywords the class takes with a numeric default or annotation
-    hold numbers (``lr: 5e-3`` is a string to YAML, and torch would fail on it only when the
-    run builds the optimizer); learning rates and weight decay are not negative."""
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return
-    for name, value in section.kwargs.items():
-        param = params.get(name)
-        if param is None:
-            continue  # not taken by the class: dropped with a warning when it is built
-        problem = value_problem(value, _solver_shapes(param, cls))
-        if problem:
-            checker.fail(f"{key}.{name}", f"{problem} ({section.name} takes {name} as a number)")
-        numbers = value if isinstance(value, (list, tuple)) else [value]
-        if name in NON_NEGATIVE_SOLVER_KEYS and any(_is_number(v) and v < 0 for v in numbers):
-            checker.fail(f"{key}.{name}", f"must not be negative, got {value!r}")
-
-
-def check_schedule_length(scheduler: SolverSection, total_iter: int, checker: Checker) -> None:
-    """A scheduler with a fixed length (OneCycleLR's ``total_steps``, or ``epochs *
-    steps_per_epoch``) covers ``trainer_cfg.total_iter`` steps: OneCycleLR raises at the step
-    after its last, so a shorter schedule would stop training there with nothing saved."""
-    cls = scheduler.resolve(scheduler_classes()[0])
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return
-    if "total_steps" not in params:
-        return
-    kwargs = scheduler.kwargs
-    total = kwargs.get("total_steps")
-    name = "scheduler_cfg.total_steps"
-    if total is None and _is_int(kwargs.get("epochs")) and _is_int(kwargs.get("steps_per_epoch")):
-        total = kwargs["epochs"] * kwargs["steps_per_epoch"]
-        name = "scheduler_cfg.epochs"
-    if _is_number(total) and total < total_iter:
-        origin = " (set on the command line)" if "trainer_cfg.total_iter" in checker.overridden else ""
-        checker.fail(name, f"{scheduler.name} lasts {total:g} steps but trainer_cfg.total_iter{origin} is "
-                           f"{total_iter}: the scheduler would raise at step {int(total) + 1} and stop training "
-                           f"there; set scheduler_cfg.total_steps >= {total_iter} (usually equal)")
 
 
 def read_losses(value: Any, checker: Checker) -> List[Dict[str, Any]]:
@@ -543,6 +306,7 @@ class Config:
         scheduler = read_solver(cfg.get("scheduler_cfg"), "scheduler_cfg", "scheduler", checker, scheduler_classes())
         trainer = TrainerSection.from_mapping(cfg.get("trainer_cfg"), "trainer_cfg", checker)
         check_schedule_length(scheduler, trainer.total_iter, checker)
+        dry_run_solvers(optimizer, scheduler, checker)
         return cls(
             data=data,
             model=model,
@@ -563,15 +327,3 @@ class Config:
 @dataclass(frozen=True)
 class _ModelName:
     model: str
-
-
-def inherited_unused_keys(solver: SolverSection, classes: Tuple[Any, type], defaults: Mapping[str, Any],
-                          user: Mapping[str, Any]) -> FrozenSet[str]:
-    """Keys of ``solver.kwargs`` that came from ``default.yaml`` (the user did not set them)
-    and that the chosen class does not take, e.g. SGD's ``momentum`` under ``solver: Adam``."""
-    module, _ = classes
-    try:
-        params = inspect.signature(solver.resolve(module)).parameters
-    except (TypeError, ValueError):
-        return frozenset()
-    return frozenset(k for k in solver.kwargs if k in defaults and k not in user and k not in params)

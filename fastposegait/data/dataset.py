@@ -15,7 +15,8 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from ..config.sections import Checker, DataSection
+from ..config.checker import Checker
+from ..config.sections import DataSection
 from ..errors import DatasetError, PoseFileError
 from .io import load_pose
 from .partitions import read_partition, shared_subjects
