@@ -350,3 +350,39 @@ def test_solver_settings_torch_refuses_are_one_error_at_load(tmp_path, overrides
         load_config(write(tmp_path, MINIMAL), overrides)
     text = str(info.value)
     assert f"{key}" in text and message in text and "\n" not in text
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data_cfg.dataset_name=../../../etc", "data_cfg.dataset_name"),
+    ("trainer_cfg.save_name=../../x", "trainer_cfg.save_name"),
+    ("evaluator_cfg.save_name=a/b", "evaluator_cfg.save_name"),
+    ("trainer_cfg.save_name=..", "trainer_cfg.save_name"),
+])
+def test_names_that_would_write_outside_the_output_folder_are_refused(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=f"{key} \\(set on the command line\\): must be a plain folder name"):
+        load_config(write(tmp_path, MINIMAL), [override])
+
+
+def test_config_files_that_are_not_text_folders_or_bad_overrides_are_one_line(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"model_cfg:\n  model: GaitGraph2\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin.yaml: not UTF-8 text \(byte 0xe9 at offset 36\); save the config as UTF-8"):
+        load_config(latin)
+    with pytest.raises(ConfigError, match="is a folder; pass a YAML file to --cfgs"):
+        load_config(tmp_path)
+    for bad in ("trainer_cfg.total_iter=[1", "trainer_cfg.total_iter=!!python/object:os.system x"):
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, MINIMAL), [bad])
+        assert "the value is not valid YAML" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def broken(:\n", r"custom_imports: .*bad_ext.py:1: syntax error: "),
+    ("x = 1\nraise ValueError('no GPU here')\n", r"importing 'bad_ext.py' raised ValueError at .*bad_ext.py:2: no GPU here"),
+])
+def test_errors_in_a_users_custom_module_say_where_in_one_line(tmp_path, source, message):
+    (tmp_path / "bad_ext.py").write_text(source)
+    path = write(tmp_path, MINIMAL + "custom_imports: [bad_ext.py]\n", name="ext.yaml")
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)

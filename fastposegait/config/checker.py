@@ -142,3 +142,10 @@ def classes_in(module: Any, base: type) -> List[str]:
     names = [name for name, obj in vars(module).items()
              if inspect.isclass(obj) and issubclass(obj, base) and obj is not base and not name.startswith("_")]
     return sorted(names)
+
+
+def check_folder_name(checker: Checker, key: str, value: str) -> None:
+    """``value`` names one folder of the output tree (``dataset_name``, ``save_name``): a
+    path separator or ``..`` would put the run's files outside ``output/``."""
+    if value in ("", ".", "..") or "/" in value or "\\" in value or "\0" in value:
+        checker.fail(key, f"must be a plain folder name (it names a folder under output/), got {value!r}")

@@ -13,12 +13,14 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -47,17 +49,24 @@ def default_config_path() -> Path:
 def read_yaml(path: str | Path) -> Dict[str, Any]:
     """Read a YAML mapping, turning parse errors into a :class:`ConfigError` with the line."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; pass a YAML file to --cfgs")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file to --cfgs")
     try:
         with open(path, "r", encoding="utf-8") as f:
             data = yaml.safe_load(f)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                          "save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     if data is None:
         data = {}
@@ -91,7 +100,9 @@ def parse_override(text: str) -> Tuple[List[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"command-line override {text!r}: value is not valid YAML ({exc})") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"command-line override {text!r}: the value is not valid YAML ({problem}); "
+                          "quote it for the shell, e.g. 'key=[1, 2]'") from None
     return parts, value
 
 
@@ -155,14 +166,38 @@ def import_custom_modules(modules: Iterable[str], config_path: Optional[Path] = 
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
             sys.modules[name] = module
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            with _user_code(entry, config_path):
+                try:
+                    spec.loader.exec_module(module)  # type: ignore[union-attr]
+                except BaseException:
+                    del sys.modules[name]
+                    raise
         else:
             if "" not in sys.path and str(Path.cwd()) not in sys.path:
                 sys.path.insert(0, str(Path.cwd()))
             try:
-                importlib.import_module(entry)
-            except ImportError as exc:
+                with _user_code(entry, config_path):
+                    importlib.import_module(entry)
+            except ModuleNotFoundError as exc:
                 raise ConfigError(f"{config_path}: custom_imports: cannot import {entry!r} ({exc})") from None
+
+
+@contextlib.contextmanager
+def _user_code(entry: str, config_path: Optional[Path]) -> Iterator[None]:
+    """Report an error raised while importing a user's module in one line that says where in
+    the user's file it happened (a missing module stays for the caller to report)."""
+    try:
+        yield
+    except ModuleNotFoundError:
+        raise
+    except SyntaxError as exc:
+        raise ConfigError(f"{config_path}: custom_imports: {exc.filename}:{exc.lineno}: syntax error: "
+                          f"{exc.msg}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's code failed; say where, not a torch-deep traceback
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else entry
+        raise ConfigError(f"{config_path}: custom_imports: importing {entry!r} raised "
+                          f"{type(exc).__name__} at {where}: {' '.join(str(exc).split())}") from None
 
 
 def load_config(

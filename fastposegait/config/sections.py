@@ -26,7 +26,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from ..data.frames import FRAME_KEYS, FrameSampler
 from ..registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS
-from .checker import Checker, check_positive, check_restore_hint, field_names, is_int, read_fields
+from .checker import (Checker, check_folder_name, check_positive, check_restore_hint, field_names, is_int,
+                      read_fields)
 from .solvers import (SolverSection, check_schedule_length, dry_run_solvers, optimizer_classes, read_solver,
                       scheduler_classes)
 
@@ -152,6 +153,7 @@ class DataSection:
         return section
 
     def _check(self, key: str, checker: Checker) -> None:
+        check_folder_name(checker, f"{key}.dataset_name", self.dataset_name)
         if isinstance(self.cache, str) and self.cache not in CACHE_MODES:
             checker.fail(f"{key}.cache", "must be bool (true: packed cache, false: none) or one of "
                          f"'packed', 'memory'; got {self.cache!r}")
@@ -201,6 +203,7 @@ class TrainerSection:
         for name in ("total_iter", "save_iter", "log_iter", "collective_timeout"):
             check_positive(checker, f"{key}.{name}", fields[name])
         check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
+        check_folder_name(checker, f"{key}.save_name", fields["save_name"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
@@ -236,6 +239,7 @@ class EvaluatorSection:
                   "a positive integer or null (automatic)")
         check_positive(checker, f"{key}.collective_timeout", fields["collective_timeout"])
         check_restore_hint(checker, f"{key}.restore_hint", fields["restore_hint"])
+        check_folder_name(checker, f"{key}.save_name", fields["save_name"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
