@@ -9,7 +9,9 @@ fsynced and renamed, and loaded with ``weights_only=True`` (no code runs from a 
 from __future__ import annotations
 
 import logging
+import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
@@ -149,13 +151,29 @@ def _differences(missing: List[str], unexpected: List[str], reshaped: List[str],
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:
-    """Load a checkpoint safely (tensors, numbers, strings and containers only)."""
+    """Load a checkpoint safely (tensors, numbers, strings and containers only) and check
+    that its ``model`` entry is a state dict of tensors."""
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, foreign pickle, ...
-        raise CheckpointError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+    except pickle.UnpicklingError as exc:  # a global outside the tensors-and-containers list
+        blocked = re.search(r"unsupported GLOBAL (\S+)", str(exc))
+        what = f"asks for {blocked.group(1)}" if blocked else "holds objects other than tensors and plain values"
+        raise CheckpointError(f"{path}: refused: the file {what}; a checkpoint holds only tensors and plain "
+                              "values, so this is not one (it may be hostile: do not load it elsewhere)") from None
+    except Exception as exc:  # noqa: BLE001 - truncated file, not a torch file, ...
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:200]}); pass a .pt file this program wrote") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a FastPoseGait checkpoint (no 'model' entry)")
+    model = ckpt["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        raise CheckpointError(f"{path}: its 'model' entry is not a state dict of named tensors")
+    for key in ("iteration", "batches_seen"):
+        if key in ckpt and (not isinstance(ckpt[key], int) or isinstance(ckpt[key], bool) or ckpt[key] < 0):
+            raise CheckpointError(f"{path}: its '{key}' entry is not an iteration count ({ckpt[key]!r})")
     return ckpt
 
 

@@ -44,6 +44,7 @@ from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, lo
 from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
 from .interrupt import StopRequests
 from .log import setup_logging
+from .restore import restore_losses, restore_optimizer, restore_scheduler
 from .run_lock import RunLock
 from .watchdog import ProgressWatchdog, collective_errors
 from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
@@ -346,19 +347,22 @@ class Runner:
             return 0
         path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
         ckpt = load_checkpoint(path)
-        self._load_model_state(ckpt, trainer.restore_ckpt_strict, path)
+        left = load_model_state(self.model, ckpt["model"], trainer.restore_ckpt_strict, path)
         if "loss" in ckpt:
-            parts.losses.load_state_dict(ckpt["loss"])
-        if trainer.optimizer_reset or "optimizer" not in ckpt:
-            logger.warning("optimizer state not restored (%s)", "optimizer_reset" if "optimizer" in ckpt else "absent")
+            restore_losses(parts.losses, ckpt["loss"], path)
+        start = int(ckpt.get("iteration", hint)) if isinstance(hint, int) else 0
+        if trainer.optimizer_reset or "optimizer" not in ckpt or left:
+            why = "optimizer_reset" if trainer.optimizer_reset else "absent" if "optimizer" not in ckpt else \
+                "the model was loaded only in part"
+            logger.warning("optimizer state not restored (%s)", why)
         else:
-            optimizer.load_state_dict(ckpt["optimizer"])
+            restore_optimizer(optimizer, ckpt["optimizer"], path)
         if trainer.scheduler_reset or "scheduler" not in ckpt:
             logger.warning("scheduler state not restored (%s)", "scheduler_reset" if "scheduler" in ckpt else "absent")
         else:
-            scheduler.load_state_dict(ckpt["scheduler"])
+            restore_scheduler(scheduler, ckpt["scheduler"], path, trainer.total_iter - start)
         if isinstance(hint, int):  # resume: continue counting, same batches, same random streams
-            self.iteration = int(ckpt.get("iteration", hint))
+            self.iteration = start
             self.batches_seen = int(ckpt.get("batches_seen", self.iteration))
             if "scaler" in ckpt and scaler.is_enabled():
                 scaler.load_state_dict(ckpt["scaler"])

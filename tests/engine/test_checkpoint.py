@@ -83,3 +83,108 @@ def test_stale_temp_files_of_killed_writes_are_removed(tmp_path):
     assert remove_stale_temps(folder) == 2
     assert sorted(p.name for p in folder.iterdir()) == [".notes.txt", "run-00002.pt"]
     assert remove_stale_temps(tmp_path / "missing") == 0
+
+
+# ------------------------------------------------------------------ states that do not fit the run
+
+import os  # noqa: E402
+
+from cli_helpers import DEMO_CFG, tiny_overrides  # noqa: E402
+from fastposegait.config import load_config  # noqa: E402
+from fastposegait.distributed import DistEnv  # noqa: E402
+from fastposegait.engine.runner import Runner  # noqa: E402
+
+
+def runner(tmp_path, *extra):
+    os.chdir(tmp_path)
+    return Runner(load_config(DEMO_CFG, tiny_overrides(tmp_path) + list(extra)), "train", DistEnv(),
+                  torch.device("cpu"))
+
+
+@pytest.fixture
+def trained(tmp_path, monkeypatch):
+    """A finished 4-iteration AdamW + OneCycleLR run (checkpoints at 2 and 4)."""
+    monkeypatch.chdir(tmp_path)
+    first = runner(tmp_path)
+    first.train()
+    return first.checkpoint_dir.resolve()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["optimizer_cfg.solver=SGD", "trainer_cfg.restore_hint=2"],
+     "its optimizer state lacks dampening, momentum, which SGD needs: it was written by another solver; "
+     "set trainer_cfg.optimizer_reset: true"),
+    (["scheduler_cfg.scheduler=MultiStepLR", "scheduler_cfg.milestones=[3]", "trainer_cfg.restore_hint=2"],
+     "its scheduler state was written by another scheduler than MultiStepLR (other fields); set "
+     "trainer_cfg.scheduler_reset: true"),
+    (["trainer_cfg.restore_hint=CKPT4"],  # fine-tuning from a finished schedule of 4 steps
+     "its OneCycleLR state has 0 of its 4 steps left, but this run trains 4 more iterations"),
+])
+def test_optimizer_and_scheduler_states_that_do_not_fit_are_one_error_before_training(trained, tmp_path, extra,
+                                                                                      message):
+    extra = [e.replace("CKPT4", str(trained / "GaitGraph2-demo-00004.pt")) for e in extra]
+    other = tmp_path / "other"
+    other.mkdir()
+    if "trainer_cfg.restore_hint=2" in extra:  # resume in the trained folder
+        other = tmp_path
+    run = runner(other, *extra)
+    with pytest.raises(CheckpointError) as info:
+        run.build_training()
+    assert message in user_message(info.value)
+
+
+def test_fine_tuning_other_widths_non_strict_skips_the_optimizer_state_and_trains(trained, tmp_path, caplog):
+    other = tmp_path / "wider"
+    other.mkdir()
+    run = runner(other, "model_cfg.main_stream=[8, 32, 128]", "trainer_cfg.restore_ckpt_strict=false",
+                 "trainer_cfg.scheduler_reset=true", f"trainer_cfg.restore_hint={trained / 'GaitGraph2-demo-00004.pt'}")
+    logging.getLogger("fastposegait").propagate = True
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        run.train()
+    assert "optimizer state not restored (the model was loaded only in part)" in caplog.text
+    assert (run.checkpoint_dir / "GaitGraph2-demo-00004.pt").exists()
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"model": {"w": 3}}, "its 'model' entry is not a state dict of named tensors"),
+    ({"model": {}, "iteration": "four"}, "its 'iteration' entry is not an iteration count"),
+])
+def test_hand_made_checkpoints_are_refused_at_load(tmp_path, payload, message):
+    path = tmp_path / "odd.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=message):
+        ckpt_mod.load_checkpoint(path)
+
+
+def test_junk_optimizer_and_scheduler_states_are_one_error(trained, tmp_path):
+    state = torch.load(trained / "GaitGraph2-demo-00002.pt", weights_only=True)
+    for entry, junk, message in (("optimizer", {"state": {}, "param_groups": [{"lr": 1}]}, "for other parameters"),
+                                 ("scheduler", {"nonsense": 1}, "written by another scheduler")):
+        bad = dict(state, **{entry: junk})
+        path = tmp_path / f"junk-{entry}.pt"
+        torch.save(bad, path)
+        other = tmp_path / entry
+        other.mkdir()
+        with pytest.raises(CheckpointError, match=message):
+            runner(other, f"trainer_cfg.restore_hint={path}").build_training()
+
+
+def test_a_hostile_or_foreign_file_given_as_checkpoint_is_one_line(tmp_path):
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "PWNED"),))
+
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"model": {}, "x": RunsCode()}, hostile)
+    with pytest.raises(CheckpointError) as info:
+        ckpt_mod.load_checkpoint(hostile)
+    message = user_message(info.value)
+    assert "refused: the file asks for posix.system" in message or "refused: the file asks for os.system" in message
+    assert "\n" not in message and "weights_only set to False" not in message
+    assert not (tmp_path / "PWNED").exists()
+    text = tmp_path / "notes.pt"
+    text.write_text("hello world\n")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        ckpt_mod.load_checkpoint(text)
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        ckpt_mod.load_checkpoint(tmp_path)

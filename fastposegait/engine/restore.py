@@ -1,0 +1,81 @@
+"""Putting a checkpoint's optimizer, scheduler and loss states back, checked first.
+
+torch's ``load_state_dict`` of an optimizer or scheduler accepts almost anything and fails
+later, deep inside a step: Adam's moments of a model with other widths ("size of tensor a
+must match"), an AdamW state in an SGD run (``KeyError: 'momentum'``), a CyclicLR state in a
+OneCycleLR run (``KeyError: 'max_lr'``), or a finished schedule that raises at the next step.
+Each is found here, before training starts, and reported as one
+:class:`~fastposegait.errors.CheckpointError` that names the file and the reset option.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: Path) -> None:
+    """Load an optimizer state that fits this optimizer and its parameters."""
+    fix = "set trainer_cfg.optimizer_reset: true to start with a fresh optimizer state"
+    own = optimizer.state_dict()
+    if not isinstance(state, Mapping) or not isinstance(state.get("param_groups"), list) \
+            or not isinstance(state.get("state"), Mapping):
+        raise CheckpointError(f"{path}: its optimizer entry is not an optimizer state; {fix}")
+    groups = state["param_groups"]
+    if len(groups) != len(own["param_groups"]) or any(
+            not isinstance(g, Mapping) or len(g.get("params", ())) != len(o["params"])
+            for g, o in zip(groups, own["param_groups"])):
+        raise CheckpointError(f"{path}: its optimizer state is for other parameters (another model or loss); {fix}")
+    # the solver's hyperparameters (numbers and tuples: lr, momentum, betas, eps, ...); flags
+    # that newer torch versions add are filled in by torch itself when a state lacks them
+    hyper = {k for k, v in optimizer.defaults.items()
+             if isinstance(v, (int, float, tuple)) and not isinstance(v, bool)}
+    needed = hyper - set(groups[0])
+    if needed:
+        raise CheckpointError(f"{path}: its optimizer state lacks {', '.join(sorted(needed))}, which "
+                              f"{type(optimizer).__name__} needs: it was written by another solver; {fix}")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    ids = [i for g in groups for i in g["params"]]
+    for position, key in enumerate(ids):
+        for name, value in (state["state"].get(key) or {}).items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[position].shape:
+                raise CheckpointError(
+                    f"{path}: its optimizer state '{name}' of parameter {position} has shape {list(value.shape)} "
+                    f"but the parameter has {list(params[position].shape)}: the model has other widths; {fix}")
+    try:
+        optimizer.load_state_dict(state)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: its optimizer state does not load ({type(exc).__name__}: {exc}); {fix}") from None
+
+
+def restore_scheduler(scheduler: Any, state: Any, path: Path, steps_ahead: int) -> None:
+    """Load a scheduler state of this scheduler's class that still covers ``steps_ahead`` steps."""
+    fix = "set trainer_cfg.scheduler_reset: true to start the configured schedule"
+    own = scheduler.state_dict()
+    if not isinstance(state, Mapping) or set(state) != set(own):
+        raise CheckpointError(f"{path}: its scheduler state was written by another scheduler than "
+                              f"{type(scheduler).__name__} (other fields); {fix}")
+    try:
+        scheduler.load_state_dict(dict(state))
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: its scheduler state does not load ({type(exc).__name__}: {exc}); {fix}") from None
+    total = getattr(scheduler, "total_steps", None)
+    done = getattr(scheduler, "last_epoch", 0)
+    if isinstance(total, int) and done + steps_ahead > total:
+        raise CheckpointError(
+            f"{path}: its {type(scheduler).__name__} state has {total - done} of its {total} steps left, but this "
+            f"run trains {steps_ahead} more iterations (it would fail at step {total + 1}); {fix}")
+
+
+def restore_losses(losses: nn.Module, state: Any, path: Path) -> None:
+    """Load the learnable parameters of the losses (a class matrix), if they fit."""
+    try:
+        losses.load_state_dict(state)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"{path}: its loss parameters do not fit this loss_cfg ({first}); use the "
+                              "loss_cfg the checkpoint was trained with") from None
