@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -50,12 +52,88 @@ def _sorted_dirs(path: str) -> List[str]:
         return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
 
 
-def _sequence_files(view_dir: str, entries: List[str], data_in_use: Optional[Sequence[bool]]) -> List[str]:
-    entries = sorted(entries)
+def _list_view(view_dir: str) -> Tuple[List[str], frozenset]:
+    """All entry names of a sequence folder, sorted (what ``data_in_use`` is zipped with), and
+    the ``.pkl`` names among them that are regular files (symbolic links followed). A folder,
+    FIFO, socket or dangling link named ``*.pkl`` is never opened: reading a FIFO blocks."""
+    names: List[str] = []
+    regular = set()
+    with os.scandir(view_dir) as it:
+        for entry in it:
+            names.append(entry.name)
+            if entry.name.endswith(".pkl"):
+                try:
+                    if entry.is_file():
+                        regular.add(entry.name)
+                except OSError:  # e.g. a link into a folder this user cannot search
+                    pass
+    names.sort()
+    return names, frozenset(regular)
+
+
+def _sequence_files(view_dir: str, entries: Sequence[str], regular: frozenset,
+                    data_in_use: Optional[Sequence[bool]]) -> Tuple[List[str], List[str]]:
+    """The selected pickles of one folder, and the selected ``.pkl`` names that are not
+    regular files (hidden ones left out: they are skipped without a word).
+
+    ``entries`` are all the folder's names, sorted: upstream zips the flags with them, so a
+    non-pickle entry (a text file, a folder) takes a flag too."""
     if data_in_use is not None:
-        # upstream: zip the flags with *all* entries, then keep the pickles
         entries = [e for e, use in zip(entries, data_in_use) if use]
-    return [os.path.join(view_dir, e) for e in entries if e.endswith(".pkl")]
+    pickles = [e for e in entries if e.endswith(".pkl")]
+    odd = [e for e in pickles if e not in regular and not e.startswith(".")]
+    return [os.path.join(view_dir, e) for e in pickles if e in regular], odd
+
+
+def _what_is(path: str) -> str:
+    """``"a folder"``, ``"a FIFO"``, ... : what a ``*.pkl`` entry that is not a regular file is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a dangling link" if os.path.islink(path) else "unreadable"
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _names(paths: Sequence[str], limit: int = 4) -> str:
+    """``a.pkl, b.pkl`` (the file names of ``paths``, at most ``limit`` of them)."""
+    names = [os.path.basename(p) for p in paths]
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def check_modality_counts(records: Sequence[SequenceRecord], data_in_use: Optional[Sequence[bool]] = None) -> None:
+    """Every sequence of a split must hold the same number of selected pickles (one per
+    modality): a stray extra pickle would otherwise become a second modality of one sequence,
+    which fails in the collator much later, or is silently dropped at test time.
+
+    Raises:
+        DatasetError: naming a folder that differs, what it holds, and the fix.
+    """
+    counts = Counter(len(r.paths) for r in records)
+    if len(counts) < 2:
+        return
+    usual, n_usual = counts.most_common(1)[0]
+    odd = next(r for r in records if len(r.paths) != usual)
+    example = next(r for r in records if len(r.paths) == usual)
+    n_odd = len(records) - n_usual
+    selected = " selected by data_cfg.data_in_use" if data_in_use is not None else ""
+    have = len(odd.paths)
+    if have > usual:
+        fix = (f"remove the extra file (e.g. a backup copy) from such folders, or select the {usual} "
+               "modalit" + ("y" if usual == 1 else "ies") + " with data_cfg.data_in_use (flags matched with "
+               "each folder's sorted entries)")
+    else:
+        fix = ("add the missing pickle to such folders, or select the modalities every folder has with "
+               "data_cfg.data_in_use (flags matched with each folder's sorted entries)")
+    raise DatasetError(
+        f"{os.path.dirname(odd.paths[0])}: {have} pickle{'' if have == 1 else 's'} ({_names(odd.paths)}){selected} "
+        f"where {n_usual} of the split's {len(records)} sequences hold {usual} (e.g. "
+        f"{os.path.dirname(example.paths[0])}: {_names(example.paths)}); {n_odd} sequence folder"
+        f"{' differs' if n_odd == 1 else 's differ'}. Every sequence needs the same pickles, one per modality: {fix}"
+    )
 
 
 def build_index(
@@ -63,14 +141,24 @@ def build_index(
     subjects: Sequence[str],
     data_in_use: Optional[Sequence[bool]] = None,
     on_dir: Optional[Callable[[str], None]] = None,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> List[SequenceRecord]:
     """Enumerate the sequences of ``subjects`` (in the given order) under ``root``.
 
+    Only regular files named ``*.pkl`` are pickles (a folder, FIFO or socket so named is
+    skipped with one warning for the whole walk); every sequence must hold the same number of
+    selected pickles (:func:`check_modality_counts`).
+
     ``on_dir(path)`` is called for every folder just before it is listed (the packed cache
-    records the folders' time stamps this way, see :mod:`fastposegait.data.packed_cache`).
+    records the folders' time stamps this way, see :mod:`fastposegait.data.packed_cache`);
+    ``on_warning(message)`` receives each warning instead of the log (the packed cache stores
+    them to repeat them on the starts that skip the walk).
     """
     records: List[SequenceRecord] = []
     root = str(root)
+    odd: List[str] = []  # selected *.pkl entries that are not regular files
+    short_count = 0  # folders with fewer entries than data_in_use has flags
+    short_example: Optional[Tuple[str, List[str]]] = None
     for subject in subjects:
         subject_dir = os.path.join(root, subject)
         if on_dir is not None:
@@ -83,18 +171,39 @@ def build_index(
                 view_dir = os.path.join(type_dir, view)
                 if on_dir is not None:
                     on_dir(view_dir)
-                entries = os.listdir(view_dir)
+                entries, regular = _list_view(view_dir)
                 if not entries:
                     logger.debug("empty sequence folder skipped: %s", view_dir)
                     continue
-                paths = _sequence_files(view_dir, entries, data_in_use)
+                if data_in_use is not None and len(data_in_use) > len(entries):
+                    short_count += 1
+                    short_example = short_example or (view_dir, entries)
+                paths, not_files = _sequence_files(view_dir, entries, regular, data_in_use)
+                odd.extend(os.path.join(view_dir, e) for e in not_files)
                 if not paths:
+                    hint = f" ({not_files[0]} is {_what_is(os.path.join(view_dir, not_files[0]))})" if not_files else ""
                     raise DatasetError(
                         f"{view_dir}: sequence folder holds no .pkl file"
                         + (" selected by data_cfg.data_in_use" if data_in_use is not None else "")
-                        + "; remove the folder or add the sequence's pickle"
+                        + hint + "; remove the folder or add the sequence's pickle"
                     )
                 records.append(SequenceRecord(subject, type_, view, tuple(paths)))
+    warn = on_warning if on_warning is not None else logger.warning
+    if odd:
+        warn(f"{len(odd)} entr{'y' if len(odd) == 1 else 'ies'} named *.pkl in the sequence folders "
+             f"{'is not a regular file' if len(odd) == 1 else 'are not regular files'} and not read as "
+             f"pickles: {odd[0]} is "
+             f"{_what_is(odd[0])}" + (f" (and {len(odd) - 1} more)" if len(odd) > 1 else "")
+             + "; rename or remove such entries")
+    if short_example is not None:
+        folder, names = short_example
+        count = len(names)
+        warn(f"data_cfg.data_in_use has {len(data_in_use or ())} flags but {short_count} sequence folder"
+             f"{'' if short_count == 1 else 's'} hold{'s' if short_count == 1 else ''} fewer entries (e.g. {folder} "
+             f"holds {count} entr{'y' if count == 1 else 'ies'}: {', '.join(names[:4])}"
+             f"{', ...' if count > 4 else ''}); the flags are matched with each folder's sorted entries, so the "
+             "extra flags select nothing there")
+    check_modality_counts(records, data_in_use)
     return records
 
 
@@ -110,7 +219,9 @@ class PoseDataset:
             ``"memory"``: upstream's loading of every pickle into memory at each start;
             ``False``: read the pickles at each access.
         frame_threshold: drop sequences whose first pickle has ``T <= frame_threshold``.
-        data_in_use: modality flags zipped with each sequence folder's sorted entries.
+        data_in_use: modality flags zipped with each sequence folder's sorted entries (all of
+            them, not only the pickles, as upstream); every sequence must end up with the same
+            number of pickles.
         cache_dir: where the packed cache goes (default ``<dataset_root>/.fastposegait_cache``,
             or the user cache folder when the root is read-only).
 
@@ -203,10 +314,19 @@ class PoseDataset:
         if mode == "packed":
             reopened = reopen_packed_cache(self.root, split_key, wanted, subjects, data_in_use, cache_dir)
             if reopened is not None:
-                self._packed = reopened[0]
-                return [SequenceRecord(*key) for key in reopened[1]], mode
+                self._packed, keys, warnings = reopened
+                for message in warnings:  # what the last walk of these unchanged folders said
+                    logger.warning("%s", message)
+                return [SequenceRecord(*key) for key in keys], mode
         signature = DirSignature() if mode == "packed" else None
-        records = build_index(self.root, subjects, data_in_use, on_dir=signature.add if signature else None)
+
+        def warn(message: str) -> None:
+            logger.warning("%s", message)
+            if signature is not None:
+                signature.warnings.append(message)
+
+        records = build_index(self.root, subjects, data_in_use, on_dir=signature.add if signature else None,
+                              on_warning=warn)
         if not records:
             raise DatasetError(f"{self.root}: the {split_key} subjects hold no sequences")
         if mode == "packed":

@@ -216,6 +216,8 @@ class DirSignature:
     def __init__(self) -> None:
         self.scan_start_ns = time.time_ns()
         self.paths: List[str] = []
+        #: the walk's warnings, stored with the signature and repeated by the starts that skip it
+        self.warnings: List[str] = []
         self._mtime: List[int] = []
         self._ctime: List[int] = []
 
@@ -251,6 +253,7 @@ def _write_sidecar(path: Path, build_id: str, root: str, subjects: Sequence[str]
         "build_id": _blob([build_id]), "subjects": _blob(subjects),
         "dirs": _blob([p[cut:] for p in signature.paths]), "mtime_ns": mtime, "ctime_ns": ctime,
         "scan_start_ns": np.array([signature.scan_start_ns], dtype=np.int64),
+        "warnings": _blob(signature.warnings),
     }
     try:
         atomic_write(_sidecar(path), lambda f: np.savez(f, **arrays), mode=default_file_mode())
@@ -258,35 +261,38 @@ def _write_sidecar(path: Path, build_id: str, root: str, subjects: Sequence[str]
         logger.debug("packed cache: could not write the folder signature %s (%s)", _sidecar(path), exc)
 
 
-def _folders_unchanged(path: Path, build_id: str, root: str, subjects: Sequence[str]) -> Optional[str]:
-    """Why the folder signature beside ``path`` cannot vouch for the index; None if it can."""
+def _folders_unchanged(path: Path, build_id: str, root: str,
+                       subjects: Sequence[str]) -> Tuple[Optional[str], List[str]]:
+    """Why the folder signature beside ``path`` cannot vouch for the index (None if it can),
+    and the warnings of the walk that recorded it."""
     try:
         with np.load(_sidecar(path), allow_pickle=False) as z:
             side = {k: z[k] for k in z.files}
         if _unblob(side["build_id"]) != [build_id]:
-            return "folder signature of another build"
+            return "folder signature of another build", []
         if _unblob(side["subjects"]) != list(subjects):
-            return "the split's subjects on disk changed"
+            return "the split's subjects on disk changed", []
         dirs = _unblob(side["dirs"])
         mtime, ctime, start = side["mtime_ns"], side["ctime_ns"], int(side["scan_start_ns"][0])
+        warnings = _unblob(side["warnings"])
         if not (len(dirs) == len(mtime) == len(ctime)):
-            return "folder signature of inconsistent lengths"
+            return "folder signature of inconsistent lengths", []
     except FileNotFoundError:
-        return "no folder signature"
+        return "no folder signature", []
     except (OSError, KeyError, ValueError, IndexError, UnicodeDecodeError) as exc:
-        return f"unreadable folder signature ({type(exc).__name__})"
+        return f"unreadable folder signature ({type(exc).__name__})", []
     if (np.maximum(mtime, ctime) >= start - RACY_WINDOW_NS).any():
-        return "folders changed just before the cache was checked"
+        return "folders changed just before the cache was checked", []
     stat = os.stat
     join = os.path.join
     for i, rel in enumerate(dirs):
         try:
             st = stat(join(root, rel))
         except OSError:
-            return f"{join(root, rel)} is gone"
+            return f"{join(root, rel)} is gone", []
         if st.st_mtime_ns != mtime[i] or st.st_ctime_ns != ctime[i]:
-            return f"{join(root, rel)} changed"
-    return None
+            return f"{join(root, rel)} changed", []
+    return None, warnings
 
 
 # ------------------------------------------------------------------------------------------
@@ -813,11 +819,12 @@ def reopen_packed_cache(
     subjects_on_disk: Sequence[str],
     data_in_use: Optional[Sequence[bool]],
     cache_dir: Optional[PathLike] = None,
-) -> Optional[Tuple[PackedCache, List[Tuple[str, str, str, Tuple[str, ...]]]]]:
+) -> Optional[Tuple[PackedCache, List[Tuple[str, str, str, Tuple[str, ...]]], List[str]]]:
     """A cached start without walking the tree: when no folder of the last walk changed and
     every pickle still has its recorded size and time stamps, the index is the cache's.
 
-    Returns the cache and the records ``(subject, type, view, paths)``, or ``None`` when
+    Returns the cache, the records ``(subject, type, view, paths)`` and the warnings of the
+    walk that recorded the folders (the caller repeats them), or ``None`` when
     anything may have changed (the caller then walks the tree and calls
     :func:`open_packed_cache`, which says what changed and rebuilds if needed).
     """
@@ -832,7 +839,7 @@ def reopen_packed_cache(
             cache = PackedCache(path)
         except _CorruptCache:
             return None  # open_packed_cache reports and rebuilds it
-        why = _folders_unchanged(path, cache.build_id, root_str, subjects_on_disk)
+        why, warnings = _folders_unchanged(path, cache.build_id, root_str, subjects_on_disk)
         if why is not None:
             logger.debug("packed cache %s: walking the folders (%s)", path, why)
             return None
@@ -851,7 +858,7 @@ def reopen_packed_cache(
         cache.timings = {"fast_path": 1.0, "folders_s": t_dirs - t0, "stat_s": t_stat - t_keys, "validate_s": 0.0,
                          "records_s": t_keys - t_dirs, "build_s": 0.0}
         logger.info("packed cache %s: %d sequences, folders and files unchanged", path, len(cache))
-        return cache, keys
+        return cache, keys, warnings
     return None
 
 

@@ -181,3 +181,138 @@ def test_hidden_folders_are_not_types_or_views(tmp_path, cache):
                      partition={"TRAIN_SET": ["001", "002"], "TEST_SET": ["001"]})
     ds = PoseDataset(root, part, training=True, cache=cache)
     assert [(r.subject, r.type, r.view) for r in ds.records] == [("001", "nm-01", "000"), ("002", "nm-01", "000")]
+
+
+# ----------------------------------------------------------------- entries that are not pickles
+
+
+def _one_sequence_tree(tmp_path):
+    """Train subjects 000, 001 and test subjects 100, 101: three sequences of one pickle each."""
+    root = tmp_path / "ds"
+    part = make_tree(root, {"000": {"nm-01": ["000", "090"]}, "001": {"nm-01": ["000"]},
+                            "100": {"nm-01": ["000", "090"]}, "101": {"nm-01": ["000"]}},
+                     partition={"TRAIN_SET": ["000", "001"], "TEST_SET": ["100", "101"]})
+    return root, part
+
+
+@pytest.mark.parametrize("cache", [True, "memory", False])
+def test_a_folder_named_pkl_is_not_a_pickle(tmp_path, cache, caplog):
+    # before: IsADirectoryError (cache true/memory), IndexError in layout._expected (cache false)
+    from fastposegait.data.layout import check_pose_layout
+
+    root, part = _one_sequence_tree(tmp_path)
+    (root / "000" / "nm-01" / "000" / "zzz.pkl").mkdir()  # next to a real pickle
+    (root / "000" / "nm-01" / "000" / ".hidden.pkl").mkdir()  # hidden: skipped without a word
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        ds = PoseDataset(root, part, training=True, cache=cache)
+    assert [len(r.paths) for r in ds.records] == [1, 1, 1]
+    check_pose_layout(ds, {"joint_format": "coco"})
+    assert all(ds.load(i)[0].shape == (5, 17, 3) for i in range(len(ds)))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "000/nm-01/000/zzz.pkl" in warnings[0] and "folder" in warnings[0]
+    assert ".hidden.pkl" not in warnings[0]
+    # a view folder whose only .pkl entry is a folder holds no pickle
+    view = root / "001" / "nm-01" / "180"
+    (view / "180.pkl").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"001/nm-01/180: sequence folder holds no .pkl file.*180.pkl is a folder"):
+        PoseDataset(root, part, training=True, cache=cache)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_fifo_named_pkl_is_not_opened(tmp_path, cache):
+    # before: open() blocked forever on the FIFO (cache true at start, cache false at load)
+    import os
+    import signal
+
+    root, part = _one_sequence_tree(tmp_path)
+    os.mkfifo(root / "000" / "nm-01" / "090" / "zz.pkl")
+    os.mkfifo(root / "001" / "nm-01" / "000" / "000b.pkl")
+
+    def timeout(signum, frame):
+        raise TimeoutError("blocked on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    try:
+        ds = PoseDataset(root, part, training=True, cache=cache)
+        assert [len(r.paths) for r in ds.records] == [1, 1, 1]
+        assert [ds.load(i)[0].shape for i in range(len(ds))] == [(5, 17, 3)] * 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_not_regular_entries_keep_data_in_use_positions(tmp_path):
+    # data_in_use is zipped with *all* sorted entries of a folder (upstream), folders included
+    root = tmp_path / "ds"
+    view = root / "001" / "nm-01" / "000"
+    save_pickle(view / "a.pkl", np.ones((4, 17, 3)))
+    (view / "b.pkl").mkdir()
+    save_pickle(view / "c.pkl", np.zeros((4, 17, 3)))
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001"], "TEST_SET": []}))
+    only_c = PoseDataset(root, part, training=True, data_in_use=[False, True, True])
+    assert [p.split("/")[-1] for p in only_c.records[0].paths] == ["c.pkl"]
+    assert [p.split("/")[-1] for p in PoseDataset(root, part, training=True).records[0].paths] == ["a.pkl", "c.pkl"]
+
+
+# ------------------------------------------------------------- the same modalities everywhere
+
+
+@pytest.mark.parametrize("cache", [True, "memory", False])
+@pytest.mark.parametrize("training", [True, False])
+def test_a_stray_extra_pickle_in_one_folder_is_an_error_at_start(tmp_path, cache, training):
+    # before: IndexError at start (cache false), a collate error after 40 iterations (cache
+    # true), silently ignored in the test split (the collator zips with the first sequence)
+    import shutil
+
+    root, part = _one_sequence_tree(tmp_path)
+    view = root / ("000" if training else "100") / "nm-01" / "090"
+    shutil.copy(view / "090.pkl", view / "090_backup.pkl")
+    with pytest.raises(DatasetError) as info:
+        PoseDataset(root, part, training=training, cache=cache)
+    message = str(info.value)
+    assert message.startswith(f"{view}: 2 pickles (090.pkl, 090_backup.pkl)")
+    assert "2 of the split's 3 sequences hold 1" in message
+    assert "remove the extra file" in message and "data_cfg.data_in_use" in message
+    # selecting the first entry of each folder is the other fix
+    assert len(PoseDataset(root, part, training=training, cache=cache, data_in_use=[True, False])) == 3
+
+
+def test_a_missing_modality_is_named(tmp_path):
+    root = tmp_path / "ds"
+    for s in ("001", "002", "003"):
+        save_pickle(root / s / "nm-01" / "000" / "a.pkl", np.ones((4, 17, 3)))
+        if s != "002":
+            save_pickle(root / s / "nm-01" / "000" / "b.pkl", np.ones((4, 17, 3)))
+    part = tmp_path / "p.json"
+    part.write_text(json.dumps({"TRAIN_SET": ["001", "002", "003"], "TEST_SET": []}))
+    with pytest.raises(DatasetError, match=r"002/nm-01/000: 1 pickle \(a.pkl\) where 2 of the split's 3 sequences hold 2.*"
+                                           r"add the missing pickle"):
+        PoseDataset(root, part, training=True)
+
+
+# ----------------------------------------------------------------------- data_in_use flags
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_more_data_in_use_flags_than_entries_is_one_warning(tmp_path, caplog, cache, monkeypatch):
+    from fastposegait.data import packed_cache
+
+    monkeypatch.setattr(packed_cache, "RACY_WINDOW_NS", -(10 ** 18))  # let the third start skip the walk
+    root, part = _one_sequence_tree(tmp_path)
+    for attempt in range(3):  # the cached starts repeat it, the walk-free one included
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="fastposegait"):
+            ds = PoseDataset(root, part, training=True, cache=cache, data_in_use=[True, False])
+        assert len(ds) == 3  # behaviour kept: the extra flag selects nothing
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1, warnings
+        assert "data_cfg.data_in_use has 2 flags" in warnings[0] and "3 sequence folders" in warnings[0]
+        assert "000/nm-01/000 holds 1 entry" in warnings[0]
+    if cache:
+        assert ds._packed.timings["fast_path"] == 1.0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        PoseDataset(root, part, training=True, cache=cache, data_in_use=[True])
+    assert caplog.text == ""

@@ -28,26 +28,39 @@ def _seq(rng, frames, joints=17, dtype=np.float32):
     return (rng.normal(size=(frames, joints, 3)) * 100).astype(dtype)
 
 
-def make_dataset(tmp_path, subjects=("001", "002", "003"), views=("000", "090"), seed=0):
-    """Subjects x types nm-01/nm-02 x views, frame counts 3..12, plus one folder with three
-    modalities of different dtypes/shapes and a non-pkl entry, and exotic pickles (big-endian,
-    Fortran order, a list of frames, float16, int32, two channels)."""
+def make_dataset(tmp_path, subjects=("001", "002", "003"), views=("000", "090"), seed=0, modalities=1):
+    """Subjects x types nm-01/nm-02 x views, frame counts 3..12.
+
+    ``modalities=1``: one pickle per sequence, plus exotic pickles (big-endian, Fortran order, a
+    list of frames, two channels) in subject 2's ``bg-01``. ``modalities=3``: every sequence
+    folder holds three pickles of different dtypes/shapes (``a_pose`` float64, ``b_other``
+    float16 with 18 joints, ``c_ints`` int32) and a non-pkl entry ``b_notes.txt``, plus a
+    six-frame sequence in ``<subject 1>/nm-01/180``. (Every sequence of a split must have the
+    same number of pickles.)"""
     rng = np.random.default_rng(seed)
     root = tmp_path / "ds"
+
+    def sequence(folder, frames):
+        if modalities == 1:
+            save_pickle(folder / f"{folder.name}.pkl", _seq(rng, frames))
+            return
+        save_pickle(folder / "a_pose.pkl", _seq(rng, frames, dtype=np.float64))
+        save_pickle(folder / "b_other.pkl", _seq(rng, frames, joints=18, dtype=np.float16))
+        save_pickle(folder / "c_ints.pkl", _seq(rng, frames).astype(np.int32))
+        (folder / "b_notes.txt").write_text("not a pickle")
+
     for s in subjects:
         for t in ("nm-01", "nm-02"):
             for v in views:
-                save_pickle(root / s / t / v / f"{v}.pkl", _seq(rng, int(rng.integers(3, 13))))
-    multi = root / subjects[0] / "nm-01" / "180"
-    save_pickle(multi / "a_pose.pkl", _seq(rng, 6, dtype=np.float64))
-    save_pickle(multi / "b_other.pkl", _seq(rng, 6, joints=18, dtype=np.float16))
-    save_pickle(multi / "c_ints.pkl", _seq(rng, 6).astype(np.int32))
-    (multi / "b_notes.txt").write_text("not a pickle")
-    odd = root / subjects[1] / "bg-01"
-    save_pickle(odd / "000" / "000.pkl", _seq(rng, 7, dtype=np.float64).astype(">f8"))
-    save_pickle(odd / "018" / "018.pkl", np.asfortranarray(_seq(rng, 8)))
-    save_pickle(odd / "036" / "036.pkl", [f for f in _seq(rng, 9)])
-    save_pickle(odd / "054" / "054.pkl", _seq(rng, 5)[..., :2].copy())
+                sequence(root / s / t / v, int(rng.integers(3, 13)))
+    if modalities == 1:
+        odd = root / subjects[1] / "bg-01"
+        save_pickle(odd / "000" / "000.pkl", _seq(rng, 7, dtype=np.float64).astype(">f8"))
+        save_pickle(odd / "018" / "018.pkl", np.asfortranarray(_seq(rng, 8)))
+        save_pickle(odd / "036" / "036.pkl", [f for f in _seq(rng, 9)])
+        save_pickle(odd / "054" / "054.pkl", _seq(rng, 5)[..., :2].copy())
+    else:
+        sequence(root / subjects[0] / "nm-01" / "180", 6)
     part = tmp_path / "partition.json"
     part.write_text(json.dumps({"TRAIN_SET": list(subjects), "TEST_SET": list(subjects[:1])}))
     return root, part
@@ -86,17 +99,19 @@ def test_cache_modes_and_bad_value():
         resolve_cache_mode("yes")
 
 
-def test_byte_identical_to_pkl_loader_first_and_cached_start(tmp_path, monkeypatch, user_cache):
-    root, part = make_dataset(tmp_path)
+@pytest.mark.parametrize("modalities", [1, 3])
+def test_byte_identical_to_pkl_loader_first_and_cached_start(tmp_path, monkeypatch, user_cache, modalities):
+    root, part = make_dataset(tmp_path, modalities=modalities)
     reference = PoseDataset(root, part, training=True, cache=False)
     first = PoseDataset(root, part, training=True, cache=True)
     assert first.cache_mode == "packed"
     assert len(cache_files(root / CACHE_DIR_NAME)) == 1
     assert_same_as_pkl_loader(first, reference)
-    # the multi-modality folder: three pickles in sorted order, the .txt ignored
-    multi = [i for i, r in enumerate(first.records) if r.view == "180"][0]
-    assert [a.dtype.str for a in first.load(multi)] == ["<f8", "<f2", "<i4"]
-    assert [a.shape for a in first.load(multi)] == [(6, 17, 3), (6, 18, 3), (6, 17, 3)]
+    if modalities == 3:
+        # three pickles per folder in sorted order, the .txt ignored
+        multi = [i for i, r in enumerate(first.records) if r.view == "180"][0]
+        assert [a.dtype.str for a in first.load(multi)] == ["<f8", "<f2", "<i4"]
+        assert [a.shape for a in first.load(multi)] == [(6, 17, 3), (6, 18, 3), (6, 17, 3)]
 
     # a cached start reads no pickle at all, frame_threshold included
     def no_reads(*args, **kwargs):
@@ -139,8 +154,9 @@ def test_rebuilds_when_a_source_file_changes(tmp_path, monkeypatch, caplog, user
     if racy_window == "off":
         # every file counts as old: only (paths, size, mtime, ctime) can catch the change
         monkeypatch.setattr(packed_cache, "RACY_WINDOW_NS", -(10 ** 18))
-    root, part = make_dataset(tmp_path)
-    data_in_use = [True, True, False, True] if change == "non_pkl_entry_shifts_data_in_use" else None
+    multi = change == "non_pkl_entry_shifts_data_in_use"
+    root, part = make_dataset(tmp_path, modalities=3 if multi else 1)
+    data_in_use = [True, True, False, True] if multi else None
     first = PoseDataset(root, part, training=True, data_in_use=data_in_use)
     assert first._packed.meta["racy_files"] == (0 if racy_window == "off" else first._packed.num_files)
     time.sleep(0.05)  # past the file-system clock tick, so ctime moves
@@ -151,9 +167,11 @@ def test_rebuilds_when_a_source_file_changes(tmp_path, monkeypatch, caplog, user
         os.utime(target, ns=(os.stat(target).st_atime_ns, os.stat(target).st_mtime_ns + 1_000_000))
     elif change == "file_added":
         save_pickle(root / "003" / "nm-02" / "270" / "270.pkl", np.ones((4, 17, 3), np.float32))
-    elif change == "modality_added":
-        frames = len(pose_io.load_pose(target))
-        save_pickle(target.parent / "001_extra.pkl", np.ones((frames, 17, 3), np.float32))
+    elif change == "modality_added":  # to every sequence (in one folder only, it is an error)
+        for record in first.records:
+            frames = len(pose_io.load_pose(record.paths[0]))
+            save_pickle(os.path.join(os.path.dirname(record.paths[0]), "zz_extra.pkl"),
+                        np.ones((frames, 17, 3), np.float32))
     elif change == "file_removed":
         os.unlink(root / "003" / "nm-02" / "090" / "090.pkl")
     elif change == "non_pkl_entry_shifts_data_in_use":
@@ -203,10 +221,11 @@ def test_partition_and_data_in_use_get_their_own_cache_file(tmp_path, user_cache
     assert len(train) == len(PoseDataset(root, part, training=True, cache=False))
 
 
+@pytest.mark.parametrize("modalities", [1, 3])
 @pytest.mark.parametrize("threshold", [0, 1, 5, 8, 11])
-def test_frame_threshold_and_data_in_use_filter_like_the_uncached_index(tmp_path, user_cache, threshold):
-    root, part = make_dataset(tmp_path)
-    for diu in (None, [True, False, True, True]):
+def test_frame_threshold_and_data_in_use_filter_like_the_uncached_index(tmp_path, user_cache, threshold, modalities):
+    root, part = make_dataset(tmp_path, modalities=modalities)
+    for diu in (None, [True, False, True, True], [True, False, False, True]):
         packed = PoseDataset(root, part, training=True, frame_threshold=threshold, data_in_use=diu)
         assert packed.cache_mode == "packed"
         uncached = PoseDataset(root, part, training=True, cache=False, frame_threshold=threshold, data_in_use=diu)
@@ -223,6 +242,8 @@ def test_one_frame_and_unequal_modalities_are_errors(tmp_path, user_cache):
         PoseDataset(root, part, training=True)
     assert len(PoseDataset(root, part, training=True, frame_threshold=1)) == \
         len(PoseDataset(root, part, training=True, cache=False, frame_threshold=1))
+    assert not list((root / CACHE_DIR_NAME).glob("*.tmp"))
+    root, part = make_dataset(tmp_path / "multi", modalities=3)
     save_pickle(root / "001" / "nm-01" / "180" / "c_ints.pkl", np.ones((5, 17, 3), np.int32))
     with pytest.raises(PoseFileError, match=r"001/nm-01/180: modalities have different frame counts \[6, 6, 5\]"):
         PoseDataset(root, part, training=True)
