@@ -50,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(argv: Optional[List[str]]) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # overrides may sit between the options
     overrides = list(args.overrides)
     if args.iter is not None:
         try:

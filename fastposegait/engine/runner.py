@@ -128,8 +128,9 @@ class Runner:
             (self.output_dir / "logs").mkdir(exist_ok=True)
         except OSError as exc:
             raise OutputDirError(
-                f"{self.output_dir}: cannot create the run's output folder ({exc.strerror or exc}); run from a "
-                "folder where output/ can be written (the path is relative to the working directory)"
+                f"{exc.filename or self.output_dir}: cannot create the run's output folder ({exc.strerror or exc}); "
+                "remove what is in the way, or run from a folder where output/ can be written (the path is "
+                "relative to the working directory)"
             ) from None
         if not self.training:
             self._write_config()
@@ -276,7 +277,11 @@ class Runner:
                     logger.info("removed %d temp file(s) of checkpoint writes interrupted by an earlier run", removed)
             parts = self.build_training()
             if self.rank == 0:
-                self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
+                try:
+                    self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
+                except OSError as exc:
+                    raise OutputDirError(f"{exc.filename or self.output_dir / 'summary'}: cannot write TensorBoard "
+                                         f"summaries there ({exc.strerror or exc}); remove what is in the way") from None
             logger.info("Model Initialization Finished!")
             total_iter = self.config.trainer.total_iter
             if self.iteration >= total_iter:
@@ -396,64 +401,77 @@ class Runner:
         dist_utils.barrier()
 
     def _loop(self, parts: TrainingParts, total_iter: int, stop: StopRequests) -> None:
+        """Train until ``total_iter``: log every ``log_iter``, checkpoint (and test) every
+        ``save_iter``, stop cleanly on a signal, and end with a checkpoint."""
         trainer = self.config.trainer
-        log_iter, save_iter = trainer.log_iter, trainer.save_iter
         window: Dict[str, List[Any]] = defaultdict(list)
-        bar = None
-        if self.rank == 0:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total_iter, initial=self.iteration, desc="Training", unit="it", leave=False)
-        visual: Dict[str, Any] = {}
-        timer = time.time()
-        self.net.train()
-        if trainer.fix_BN:
-            set_batchnorm_eval(self.model)
-        for batch in parts.loader:
-            self.batches_seen += 1
-            step = self.train_step(parts, batch)
-            if step is None:
-                continue
-            loss, info, output = step
-            self.iteration += 1
-            self._watch.beat(f"iteration {self.iteration + 1} (the gradient all-reduce and the losses' gathers)")
-            visual = output.get("visual_summary", {})
-            for key, value in {**info, **_scalars(visual)}.items():  # on the device: no sync per step
-                window[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
-            if bar is not None:
-                bar.update(1)
-            if self.iteration % log_iter == 0:
-                means = mean_of_window(window)
-                window.clear()
+        bar = self._progress_bar(total_iter)
+        self._timer = time.time()
+        self._train_mode()
+        try:
+            for batch in parts.loader:
+                self.batches_seen += 1
+                step = self.train_step(parts, batch)
+                if step is None:
+                    continue
+                self.iteration += 1
+                self._watch.beat(f"iteration {self.iteration + 1} (the gradient all-reduce and the losses' gathers)")
+                loss, info, output = step
+                visual = output.get("visual_summary", {})
+                for key, value in {**info, **_scalars(visual)}.items():  # on the device: no sync per step
+                    window[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-                text = ", ".join(f"{k[len('scalar/'):].replace('/', '_')}={v:.4f}" for k, v in means.items())
-                logger.info("Iteration %05d, Cost %.2fs, %s", self.iteration, time.time() - timer, text)
-                means["scalar/learning_rate"] = parts.optimizer.param_groups[0]["lr"]
-                self.writer.scalars(means, self.iteration)
-                timer = time.time()
-            if self.iteration % save_iter == 0:
-                self._save(parts)
-                self.writer.images(visual, self.iteration)
-                if trainer.with_test:
-                    results = self.run_test(f"{self.iteration:05d}")
-                    self.writer.scalars(results, self.iteration)
-                    self.net.train()
-                    if trainer.fix_BN:
-                        set_batchnorm_eval(self.model)
-                    timer = time.time()
-                self.writer.flush()
-            if self.iteration >= total_iter:
-                break
-            signum = stop.requested()
-            if signum is not None:
-                self._stop(parts, signum)
-        if bar is not None:
-            bar.close()
-        if self.iteration % save_iter != 0:  # total_iter is not a multiple of save_iter
+                    bar.update(1)
+                if self.iteration % trainer.log_iter == 0:
+                    self._log_window(window, loss, parts, bar)
+                if self.iteration % trainer.save_iter == 0:
+                    self._checkpoint(parts, visual)
+                if self.iteration >= total_iter:
+                    break
+                signum = stop.requested()
+                if signum is not None:
+                    self._stop(parts, signum)
+        finally:
+            if bar is not None:
+                bar.close()  # clears the bar's line: an error printed next starts on its own line
+        if self.iteration % trainer.save_iter != 0:  # total_iter is not a multiple of save_iter
             self._save(parts)
         logger.info("training finished at iteration %d", self.iteration)
 
+    def _progress_bar(self, total_iter: int) -> Any:
+        if self.rank != 0:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total_iter, initial=self.iteration, desc="Training", unit="it", leave=False)
+
+    def _train_mode(self) -> None:
+        self.net.train()
+        if self.config.trainer.fix_BN:
+            set_batchnorm_eval(self.model)
+
+    def _log_window(self, window: Dict[str, List[Any]], loss: torch.Tensor, parts: TrainingParts, bar: Any) -> None:
+        """One log line and the TensorBoard scalars: the means over the window since the last."""
+        means = mean_of_window(window)
+        window.clear()
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        text = ", ".join(f"{k[len('scalar/'):].replace('/', '_')}={v:.4f}" for k, v in means.items())
+        logger.info("Iteration %05d, Cost %.2fs, %s", self.iteration, time.time() - self._timer, text)
+        means["scalar/learning_rate"] = parts.optimizer.param_groups[0]["lr"]
+        self.writer.scalars(means, self.iteration)
+        self._timer = time.time()
+
+    def _checkpoint(self, parts: TrainingParts, visual: Mapping[str, Any]) -> None:
+        """Save, write the images, and with ``with_test`` run the test phase."""
+        self._save(parts)
+        self.writer.images(visual, self.iteration)
+        if self.config.trainer.with_test:
+            results = self.run_test(f"{self.iteration:05d}")
+            self.writer.scalars(results, self.iteration)
+            self._train_mode()
+            self._timer = time.time()
+        self.writer.flush()
 
     def _stop(self, parts: TrainingParts, signum: int) -> None:
         """End the run after a stop signal: checkpoint this iteration (unless just saved) and

@@ -282,3 +282,22 @@ def test_a_new_run_never_overwrites_an_earlier_runs_checkpoints(tmp_path, monkey
     with caplog.at_level(logging.WARNING, logger="fastposegait"):
         resumed.train()
     assert "the checkpoints of iterations 4 in" in caplog.text
+
+
+def test_overrides_may_sit_between_the_options(tmp_path, monkeypatch, capsys):
+    from fastposegait.main import main
+
+    monkeypatch.chdir(tmp_path)
+    status = main(["--cfgs", "x.yaml", "trainer_cfg.total_iter=3", "--iter", "4", "data_cfg.num_workers=0",
+                   "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 2 and "unrecognized arguments" not in err  # argparse used to refuse this order
+    assert "config file 'x.yaml' does not exist" in err  # it got as far as reading the config
+
+
+def test_a_file_where_the_summary_folder_goes_is_one_line(tmp_path, monkeypatch):
+    runner = make_runner(tmp_path, monkeypatch)
+    runner.output_dir.mkdir(parents=True, exist_ok=True)
+    (runner.output_dir / "summary").write_text("in the way")
+    with pytest.raises(OutputDirError, match="summary: cannot write TensorBoard summaries there"):
+        runner.train()
