@@ -84,7 +84,7 @@ def test_casia_b_layout_files_and_partition(casia):
         f"{s}/{t}/{v}/{v}.pkl" for s in subjects for t in syn.CASIA_B_TYPES for v in syn.CASIA_B_VIEWS
     }
     files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-    assert files == expected | {"partition.json"}
+    assert files == expected | {"partition.json", ".fastposegait_synthetic.json"}  # + the generator's marker
     assert syn.CASIA_B_VIEWS == ("000", "018", "036", "054", "072", "090", "108", "126", "144", "162", "180")
     assert syn.CASIA_B_TYPES == ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "nm-06",
                                  "bg-01", "bg-02", "cl-01", "cl-02")
@@ -557,6 +557,42 @@ def test_refuses_non_empty_root_unless_overwrite(tmp_path):
     part.write_text("{}")
     with pytest.raises(FileExistsError, match="p.json"):
         syn.generate_casia_b(other, partition_path=part, **kw)
+
+
+def test_overwrite_refuses_a_root_the_generator_did_not_write(tmp_path, capsys):
+    """--overwrite replaces subject folders, so only in a root that carries the generator's
+    marker (a real dataset's subjects were replaced); an empty or new root is fine."""
+    marker = ".fastposegait_synthetic.json"
+    kw = dict(num_subjects=2, views=["090"], types=["nm-01"], frames=(8, 10))
+    real = tmp_path / "real"
+    (real / "001" / "nm-01" / "090").mkdir(parents=True)
+    (real / "001" / "nm-01" / "090" / "090.pkl").write_bytes(b"real data")
+    with pytest.raises(FileExistsError, match=f"{re.escape(str(real))}.*{re.escape(marker)}"):
+        syn.generate_casia_b(real, overwrite=True, **kw)
+    with pytest.raises(SystemExit) as info:
+        syn.main(["casia-b", "--root", str(real), "--overwrite", "--subjects", "2", "--views", "090",
+                  "--types", "nm-01", "--frames", "8", "10"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: ") and str(real) in err and "not written by" in err
+    assert (real / "001" / "nm-01" / "090" / "090.pkl").read_bytes() == b"real data"
+    assert sorted(p.name for p in real.iterdir()) == ["001"]  # nothing written: no partition, no marker
+    # roots the generator wrote (API or command line) carry the marker and can be overwritten
+    api = tmp_path / "api"
+    syn.generate_casia_b(api, **kw)
+    assert json.loads((api / marker).read_text()) == {"generator": "fastposegait.data.synthetic",
+                                                      "layout": "casia-b"}
+    assert syn.generate_casia_b(api, overwrite=True, **{**kw, "seed": 1}).num_sequences == 2
+    cli_root = tmp_path / "cli"
+    args = ["casia-b", "--root", str(cli_root), "--subjects", "2", "--views", "090", "--types", "nm-01",
+            "--frames", "8", "10"]
+    syn.main(args)
+    assert (cli_root / marker).is_file()
+    assert syn.main(args + ["--overwrite", "--seed", "3"]).num_sequences == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert syn.generate_casia_b(empty, overwrite=True, **kw).num_sequences == 2
+    assert (empty / marker).is_file()
 
 
 def test_no_temporary_files_and_atomic_write(tmp_path):

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--views", default=None, help="comma-separated views (casia-b, oumvlp)")
     parser.add_argument("--types", default=None, help="comma-separated types (casia-b, oumvlp)")
     parser.add_argument("--partition", default=None, help="partition JSON path (default: <root>/partition.json)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the generated subjects in a non-empty root")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the generated subjects in a non-empty root that this generator wrote "
+                             "(it holds .fastposegait_synthetic.json; any other non-empty root is refused)")
     return parser
 
 

@@ -108,9 +108,9 @@ class LayoutRun:
                            DEFAULT_FPS, self.joint_format, self.layout in _WILD_LAYOUTS, self.detector)
 
     def prepare(self, subject_dirs: Sequence[str], extra_files: Sequence[Path] = ()) -> None:
-        """Create the root; see :func:`_prepare_root` (the partition file is always among the
-        files that must not be overwritten by accident)."""
-        _prepare_root(self.root, [self.partition_path, *extra_files], subject_dirs, self.overwrite)
+        """Create the root and its marker; see :func:`_prepare_root` (the partition file is
+        always among the files that must not be overwritten by accident)."""
+        _prepare_root(self.root, [self.partition_path, *extra_files], subject_dirs, self.overwrite, self.layout)
 
     def finish(
         self,
@@ -216,15 +216,26 @@ def _check_subjects(num_subjects: int, minimum: int = 2) -> None:
         raise ValueError(f"num_subjects must be an integer >= {minimum}, got {num_subjects!r}")
 
 
-def _prepare_root(root: Path, extra_files: Sequence[Path], subject_dirs: Sequence[str], overwrite: bool) -> None:
+# The file a root the generator wrote holds (the name :mod:`fastposegait.data.autogen` uses
+# too, which adds the generator arguments it compares to ``arguments``): ``overwrite`` replaces
+# subject folders only in a root that has it, never in a real dataset's root.
+MARKER_NAME = ".fastposegait_synthetic.json"
+GENERATOR = "fastposegait.data.synthetic"
+
+
+def _prepare_root(root: Path, extra_files: Sequence[Path], subject_dirs: Sequence[str], overwrite: bool,
+                  layout: str = "") -> None:
     """Refuse to write into a non-empty root (or over an existing partition file) unless
-    ``overwrite``; with ``overwrite``, clear the subject folders about to be written so no stale
-    sequence survives (other entries of the root are left alone)."""
+    ``overwrite``, and with ``overwrite`` a non-empty root this generator did not write (no
+    marker file); then create the root and its marker, and with ``overwrite`` clear the
+    subject folders about to be written so no stale sequence survives (other entries of the
+    root are left alone)."""
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"dataset root {root} exists and is not a directory")
     existing = [f for f in extra_files if f.exists()]
+    non_empty = root.is_dir() and any(root.iterdir())
     if not overwrite:
-        if root.is_dir() and any(root.iterdir()):
+        if non_empty:
             raise FileExistsError(
                 f"dataset root {root} is not empty; choose an empty or new folder, or pass "
                 "overwrite=True (--overwrite) to replace the generated subjects in it"
@@ -233,7 +244,14 @@ def _prepare_root(root: Path, extra_files: Sequence[Path], subject_dirs: Sequenc
             raise FileExistsError(
                 f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it"
             )
+    elif non_empty and not (root / MARKER_NAME).is_file():
+        raise FileExistsError(
+            f"dataset root {root} is not empty and was not written by the synthetic generator (it has no "
+            f"{MARKER_NAME}), so overwrite=True (--overwrite) would replace the subject folders of other "
+            "data; choose an empty or new folder"
+        )
     root.mkdir(parents=True, exist_ok=True)
+    _write_marker(root, layout)
     if overwrite:
         for name in subject_dirs:
             target = root / name
@@ -241,6 +259,13 @@ def _prepare_root(root: Path, extra_files: Sequence[Path], subject_dirs: Sequenc
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():
                 target.unlink()
+
+
+def _write_marker(root: Path, layout: str) -> None:
+    """Mark ``root`` as written by this generator, before any subject (an interrupted
+    generation can be overwritten too). Its content does not depend on the seed, the worker
+    count or the paths, so two generations stay byte-comparable."""
+    _write_json(root / MARKER_NAME, {"generator": GENERATOR, "layout": layout})
 
 
 def _run_tasks(tasks: List[SubjectTask], workers: int) -> Tuple[int, int]:
