@@ -386,3 +386,25 @@ def test_errors_in_a_users_custom_module_say_where_in_one_line(tmp_path, source,
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override, key, message", [
+    ("loss_cfg.temperature=0", "loss_cfg.temperature", "must be > 0 (a finite number), got 0"),
+    ("loss_cfg.temperature=.nan", "loss_cfg.temperature", "must be > 0 (a finite number)"),
+    ("loss_cfg.loss_term_weight=-1", "loss_cfg.loss_term_weight", "must be >= 0 (a finite number), got -1"),
+])
+def test_loss_arguments_are_checked_at_load(tmp_path, override, key, message):
+    with pytest.raises(ConfigError, match=f"{key} \\(set on the command line\\)|{key}: ") as info:
+        load_config(write(tmp_path, MINIMAL), [override])
+    assert message in str(info.value)
+
+
+def test_triplet_and_cross_entropy_arguments_are_checked(tmp_path):
+    text = MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n",
+                           "loss_cfg:\n  - type: TripletLoss\n    log_prefix: triplet\n    margin: -0.3\n")
+    with pytest.raises(ConfigError, match=r"loss_cfg.0.margin: must be >= 0 \(a finite number\), got -0.3"):
+        load_config(write(tmp_path, text))
+    text = MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n",
+                           "loss_cfg:\n  - type: CrossEntropyLoss\n    log_prefix: softmax\n    scale: 0\n")
+    with pytest.raises(ConfigError, match=r"loss_cfg.0.scale: must be > 0 \(a finite number\), got 0"):
+        load_config(write(tmp_path, text, name="ce.yaml"))

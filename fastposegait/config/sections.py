@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from ..data.frames import FRAME_KEYS, FrameSampler
+from ..errors import ConfigError
+from ..kwargs import match_kwargs
 from ..registry import EVALUATORS, LOSSES, MODELS, SAMPLERS, TRANSFORMS
 from .checker import (Checker, check_folder_name, check_positive, check_restore_hint, field_names, is_int,
                       read_fields)
@@ -254,7 +256,24 @@ def read_losses(value: Any, checker: Checker) -> List[Dict[str, Any]]:
         key = "loss_cfg" if not isinstance(value, list) else f"loss_cfg.{i}"
         fields = read_fields(_LossEntry, entry, key, checker)
         checker.registered(LOSSES, fields["type"], f"{key}.type")
+        _build_loss(entry, key, checker)
     return [dict(e) for e in entries]
+
+
+def _build_loss(entry: Mapping[str, Any], key: str, checker: Checker) -> None:
+    """Build the loss once, so a value it refuses (a temperature of 0, a negative margin) is an
+    error at load rather than a constant or NaN loss during training."""
+    cls = LOSSES.get(entry["type"])
+    kwargs = match_kwargs(cls, entry, ignore=("type", "log_prefix")).accepted
+    try:
+        cls(**kwargs)
+    except ConfigError as exc:  # the loss names the argument; the key says where it is
+        message = str(exc)
+        name = message.split(" ", 1)[0]
+        checker.fail(f"{key}.{name}" if name in kwargs else key, message.split(" ", 1)[1] if name in kwargs
+                     else message)
+    except (TypeError, ValueError) as exc:
+        checker.fail(key, f"{entry['type']} refuses these arguments: {' '.join(str(exc).split())}")
 
 
 @dataclass(frozen=True)

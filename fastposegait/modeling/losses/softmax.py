@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ...registry import LOSSES
-from .base import BaseLoss, LossOutput
+from .base import BaseLoss, LossOutput, require
 
 
 @LOSSES.register("CrossEntropyLoss")
@@ -32,11 +32,9 @@ class CrossEntropyLoss(BaseLoss):
     def __init__(self, scale: float = 16, label_smooth: bool = True, eps: float = 0.1,
                  log_accuracy: bool = False, loss_term_weight: float = 1.0) -> None:
         super().__init__(loss_term_weight)
-        if not 0 <= eps <= 1:
-            raise ValueError(f"CrossEntropyLoss: eps must be in [0, 1], got {eps}")
-        self.scale = float(scale)
+        self.scale = require(scale, "scale", lambda v: v > 0, "> 0")
         self.label_smooth = bool(label_smooth)
-        self.eps = float(eps)
+        self.eps = require(eps, "eps", lambda v: 0 <= v <= 1, "in [0, 1]")
         self.log_accuracy = bool(log_accuracy)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> LossOutput:

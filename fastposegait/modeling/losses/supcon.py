@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...registry import LOSSES
-from .base import BaseLoss, LossOutput
+from .base import BaseLoss, LossOutput, require
 
 
 @LOSSES.register("SupConLoss_Lp")
@@ -21,6 +21,7 @@ class SupConLossLp(BaseLoss):
         super().__init__(loss_term_weight)
         from pytorch_metric_learning import distances, losses
 
+        temperature = require(temperature, "temperature", lambda v: v > 0, "> 0")
         self.temperature = temperature
         self.criterion = losses.SupConLoss(temperature=temperature, distance=distances.LpDistance())
 
@@ -56,10 +57,7 @@ class SupConLossRe(BaseLoss):
 
     def __init__(self, temperature: float = 0.01, loss_term_weight: float = 1.0) -> None:
         super().__init__(loss_term_weight)
-        temperature = float(temperature)
-        if not temperature > 0:
-            raise ValueError(f"SupConLoss_Re: temperature must be > 0, got {temperature}")
-        self.temperature = temperature
+        self.temperature = require(temperature, "temperature", lambda v: v > 0, "> 0")
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> LossOutput:
         if features.dim() != 3:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ...registry import LOSSES
-from .base import BaseLoss, LossOutput
+from .base import BaseLoss, LossOutput, require
 
 
 def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
@@ -35,7 +35,7 @@ class TripletLoss(BaseLoss):
 
     def __init__(self, margin: float = 0.2, is_hard_loss: bool = False, loss_term_weight: float = 1.0) -> None:
         super().__init__(loss_term_weight)
-        self.margin = float(margin)
+        self.margin = require(margin, "margin", lambda v: v >= 0, ">= 0")
         self.is_hard_loss = bool(is_hard_loss)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossOutput:
