@@ -533,3 +533,63 @@ def test_writability_probe_is_safe_from_threads(tmp_path):
         t.join()
     assert len(results) == 1200 and all(results)
     assert list(folder.iterdir()) == []
+
+
+def _flip_bytes_of(ds, index, keep_mtime):
+    """Flip 40 bytes inside the cached array of sequence ``index`` (same file size); with
+    ``keep_mtime`` the cache file's time stamp is put back, as bit rot would leave it."""
+    cache = ds._packed
+    j = int(cache.record_first_file[ds._packed_rows[index]])
+    offset, path = int(cache._file_offset[j]), cache.path
+    st = os.stat(path)
+    raw = bytearray(path.read_bytes())
+    raw[offset + 8:offset + 48] = bytes(b ^ 0xFF for b in raw[offset + 8:offset + 48])
+    with open(path, "r+b") as f:  # in place: same inode, same size
+        f.write(raw)
+    if keep_mtime:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size
+    return ds.records[index].paths[0]
+
+
+def test_a_cache_file_changed_after_its_build_is_checked_and_rebuilt_at_start(tmp_path, caplog, user_cache):
+    # before: "up to date", and sequence 5 served bytes different from its pickle
+    root, part = make_dataset(tmp_path)
+    first = PoseDataset(root, part, training=True)
+    assert first._packed.meta["format"] == packed_cache.FORMAT_VERSION == 2
+    _flip_bytes_of(first, 5, keep_mtime=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fastposegait"):
+        again = PoseDataset(root, part, training=True)
+    assert "up to date" not in caplog.text
+    relpath = os.path.relpath(first.records[5].paths[0], root)
+    assert f"damaged: the cached bytes of {relpath} do not match their checksum" in caplog.text
+    assert "building it" in caplog.text and again._packed.build_id != first._packed.build_id
+    assert_same_as_pkl_loader(again, PoseDataset(root, part, training=True, cache=False))
+    # an intact cache whose time stamp moved (touch, a copy) is checked once, then trusted
+    path = again._packed.path
+    os.utime(path)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fastposegait"):
+        third = PoseDataset(root, part, training=True)
+    assert third._packed.build_id == again._packed.build_id and "up to date" in caplog.text
+    assert os.stat(path).st_mtime_ns == third._packed.meta["stamp_ns"]
+
+
+def test_damage_found_at_access_is_one_error_and_the_next_start_rebuilds(tmp_path, user_cache):
+    # before: the damaged bytes were served silently
+    root, part = make_dataset(tmp_path)
+    first = PoseDataset(root, part, training=True)
+    pickle_path = _flip_bytes_of(first, 5, keep_mtime=True)  # bit rot: nothing to see at start
+    ds = PoseDataset(root, part, training=True)
+    assert ds._packed.build_id == first._packed.build_id
+    ds.load(4)  # undamaged sequences are served
+    with pytest.raises(PoseFileError) as info:
+        ds.load(5)
+    message = str(info.value)
+    assert message.startswith(f"{ds._packed.path}: packed cache damaged")
+    assert os.path.relpath(pickle_path, root) in message
+    assert "run again: it is rebuilt" in message and str(ds._packed.path.parent) in message
+    rebuilt = PoseDataset(root, part, training=True)
+    assert rebuilt._packed.build_id != first._packed.build_id
+    assert_same_as_pkl_loader(rebuilt, PoseDataset(root, part, training=True, cache=False))
