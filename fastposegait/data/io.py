@@ -24,9 +24,13 @@ than ``pickle.load``.)
 
 :func:`load_pose` then wants one array ``[T, V, 3]`` (or ``[T, V, 2]``) of floats or integers,
 or a list of per-frame arrays ``[V, C]`` (or nested lists) of at most
-:data:`MAX_SEQUENCE_VALUES` numbers once stacked: frames or rows may be shared references (code
-such as ``[[0, 0, 0]] * 17`` writes them), but a reference costs a few bytes of pickle and a
-whole frame of memory, so a small hostile file could otherwise stack into gigabytes.
+:data:`MAX_SEQUENCE_FRAMES` frames and :data:`MAX_SEQUENCE_VALUES` numbers once stacked, both
+counted before anything is stacked: frames or rows may be shared references (code such as
+``[[0, 0, 0]] * 17`` writes them), but a reference costs a few bytes of pickle and a whole
+frame of memory, so a small hostile file could otherwise stack into gigabytes (a 5 MB pickle of
+2.6 million references to one frame peaked at 3 GB under the earlier bound of 2**27 numbers).
+Every sequence needs at least one frame and one joint, and at most
+:data:`MAX_SEQUENCE_FRAMES` frames.
 
 Writes are atomic (temp file, fsync, rename) so an interrupted run never leaves a half-written
 file.
@@ -380,8 +384,8 @@ def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
     """Turn an unpickled object into a pose array ``[T, V, C]`` and check it.
 
     Accepts an ndarray or a list of per-frame arrays (or of nested lists). Rejects non-numeric
-    dtypes, wrong ranks, an empty time axis and non-finite values, each with a message naming
-    ``path``.
+    dtypes, wrong ranks, an empty time axis, no joints, more than :data:`MAX_SEQUENCE_FRAMES`
+    frames and non-finite values, each with a message naming ``path``.
     """
     if isinstance(obj, list):
         _check_stacked_size(obj, path)
@@ -401,6 +405,11 @@ def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
         )
     if obj.shape[0] == 0:
         raise PoseFileError(f"{path}: empty sequence (0 frames); delete it or re-run the preprocessing")
+    if obj.shape[1] == 0:
+        raise PoseFileError(f"{path}: no joints (shape {list(obj.shape)}); a pose sequence is [T, V, C] with "
+                            "V >= 1 joints: the file is corrupt or hostile — regenerate it")
+    if obj.shape[0] > MAX_SEQUENCE_FRAMES:
+        raise PoseFileError(_too_many_frames(path, obj.shape[0]))
     if obj.dtype.kind == "f" and not np.isfinite(obj).all():
         bad = np.argwhere(~np.isfinite(obj))[0]
         raise PoseFileError(
@@ -410,15 +419,25 @@ def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
     return obj
 
 
-#: Most numbers a list-of-frames pickle may stack into (2**27: 1 GiB as float64). A walk of
-#: 10,000 frames of 18 joints is 540,000.
-MAX_SEQUENCE_VALUES = 2 ** 27
+#: Most numbers a list-of-frames pickle may stack into (2**24, 16.7 million: 128 MiB as
+#: float64). A one-hour walk at 30 fps of 18 joints x 3 channels is 5.8 million.
+MAX_SEQUENCE_VALUES = 2 ** 24
+#: Most frames a sequence may have (a list of frames, or the T of an array): 9 hours at 30 fps.
+MAX_SEQUENCE_FRAMES = 1_000_000
+
+
+def _too_many_frames(path: str | Path, frames: int) -> str:
+    return (f"{path}: {frames:,} frames (more than {MAX_SEQUENCE_FRAMES:,}, over 9 hours at 30 fps); no walk "
+            "is that long: the file is corrupt or hostile — regenerate it")
 
 
 def _check_stacked_size(frames: list, path: str | Path) -> None:
-    """Refuse a list of frames that would stack into more than :data:`MAX_SEQUENCE_VALUES`
-    numbers, counted without building anything (shared objects are counted once per use,
-    as stacking would copy them, but walked once)."""
+    """Refuse a list of more than :data:`MAX_SEQUENCE_FRAMES` frames, or of frames that would
+    stack into more than :data:`MAX_SEQUENCE_VALUES` numbers, counted without building
+    anything (shared objects are counted once per use, as stacking would copy them, but
+    walked once)."""
+    if len(frames) > MAX_SEQUENCE_FRAMES:
+        raise PoseFileError(_too_many_frames(path, len(frames)))
     sizes: dict = {}
 
     def count(item: Any) -> int:

@@ -160,6 +160,52 @@ def test_shared_frames_cannot_blow_up_memory(tmp_path):
         load_pose(path)
 
 
+def test_shared_frames_within_the_old_bound_are_refused_before_stacking(monkeypatch):
+    """2.6M references to one 17 x 3 frame (a 5 MB pickle) were accepted under the old bound of
+    2**27 numbers and peaked at ~3 GB while stacking; now both the frame count and the number
+    count are checked before anything is stacked."""
+    from fastposegait.data import io as pose_io
+
+    def no_stacking(*args, **kwargs):
+        raise AssertionError("stacked before the bounds were checked")
+
+    monkeypatch.setattr(pose_io.np, "stack", no_stacking)
+    frame = np.ones((17, 3))
+    with pytest.raises(PoseFileError, match=r"2,600,000 frames \(more than 1,000,000,"):
+        pose_io.as_pose_array([frame] * 2_600_000, "amplified.pkl")
+    # under the frame bound, over the number bound: 400,000 x 51 = 20.4M numbers > 2**24
+    with pytest.raises(PoseFileError, match="its 400000 frames would stack into 20,400,000 numbers"):
+        pose_io.as_pose_array([frame] * 400_000, "amplified.pkl")
+    assert pose_io.MAX_SEQUENCE_VALUES == 2 ** 24 and pose_io.MAX_SEQUENCE_FRAMES == 1_000_000
+    # an hour of a 30 fps walk of 18 joints x 3 channels fits
+    monkeypatch.undo()
+    assert pose_io.as_pose_array([np.ones((18, 3), np.float32)] * 108_000, "hour.pkl").shape == (108_000, 18, 3)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((4, 0, 2), r"no joints \(shape \[4, 0, 2\]\)"),
+    ((1_000_001, 1, 2), r"1,000,001 frames \(more than 1,000,000,"),
+])
+def test_arrays_without_joints_or_with_too_many_frames_are_refused(shape, message):
+    from fastposegait.data.io import as_pose_array
+
+    array = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=shape, strides=(0,) * 3)
+    with pytest.raises(PoseFileError, match=message):
+        as_pose_array(array, "x.pkl")
+
+
+def test_a_pickled_zero_joint_array_of_10_18_frames_is_refused(tmp_path):
+    # before: accepted (no bytes of data; numpy itself refuses to create such an array)
+    path = tmp_path / "zero.pkl"
+    data = pickle.dumps(np.zeros((10, 0, 3), np.float32), protocol=2)  # no frames: lengths may change
+    small = b"K\nK\x00K\x03\x87"  # the shape (10, 0, 3): three BININT1 and TUPLE3
+    huge = b"\x8a\x08" + (10 ** 18).to_bytes(8, "little") + b"K\x00K\x03\x87"  # LONG1 10**18
+    assert data.count(small) == 1
+    path.write_bytes(data.replace(small, huge))
+    with pytest.raises(PoseFileError, match=r"zero.pkl: no joints \(shape \[1000000000000000000, 0, 3\]\)"):
+        load_pose(path)
+
+
 def test_shared_frames_and_rows_of_an_ordinary_walk_load(tmp_path):
     # e.g. a converter that repeats the previous frame object, or writes missing joints as [[0, 0, 0]] * 17
     frame = np.arange(51, dtype=np.float32).reshape(17, 3)
