@@ -16,6 +16,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class JointFormat:
@@ -128,13 +130,22 @@ OPENPOSE_TO_COCO = np.array([0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 
 
 def get_joint_format(name: str) -> JointFormat:
     """Look up a joint format by its config name (``coco``, ``coco-no-head``,
-    ``alphapose``/``openpose``)."""
+    ``alphapose``/``openpose``).
+
+    Raises:
+        ConfigError: (a ValueError) for an unknown name, listing the valid ones and, when
+            the name differs from one only in case or ``_`` for ``-``, suggesting it.
+    """
     try:
         return _FORMATS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown joint_format {name!r}; valid formats: {', '.join(sorted(_FORMATS))}"
-        ) from None
+        pass
+    hint = ""
+    if isinstance(name, str):
+        close = name.strip().lower().replace("_", "-")
+        if close in _FORMATS:
+            hint = f"; did you mean {close!r}?"
+    raise ConfigError(f"unknown joint_format {name!r}; valid formats: {', '.join(sorted(_FORMATS))}{hint}")
 
 
 def openpose_to_coco(seq: np.ndarray) -> np.ndarray:

@@ -27,6 +27,22 @@ def test_index_and_lookup():
         get_joint_format("h36m")
 
 
+@pytest.mark.parametrize("name, hint", [
+    ("COCO", "; did you mean 'coco'?"), ("OpenPose", "; did you mean 'openpose'?"),
+    ("coco_no_head", "; did you mean 'coco-no-head'?"), ("bogus", ""), (17, ""),
+])
+def test_unknown_joint_format_is_a_config_error_naming_the_valid_ones(name, hint):
+    # before: a plain ValueError (a traceback from the command line) without a suggestion
+    from fastposegait.errors import ConfigError
+    from fastposegait.modeling.graph import spatial_adjacency
+
+    with pytest.raises(ConfigError) as info:  # a model_cfg.joint_format reaches it this way
+        spatial_adjacency(name)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == (f"unknown joint_format {name!r}; valid formats: alphapose, coco, coco-no-head, "
+                               f"openpose{hint}")
+
+
 def test_gpgait_partitions_equal_the_published_definition():
     from fastposegait.modeling.layers.pagcn import PARTITIONS
 
