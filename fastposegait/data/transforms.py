@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import ConfigError, FastPoseGaitError
 from ..kwargs import filter_kwargs
 from ..registry import TRANSFORMS
 from .skeleton import COCO, JointFormat, get_joint_format
@@ -246,18 +247,32 @@ def _float_copy(seq: np.ndarray) -> np.ndarray:
     return np.array(seq, dtype=dtype, copy=True)
 
 
+def _as_number(value: Any) -> Optional[float]:
+    """``value`` as a float when it is a real number (not a bool, a string or None), else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    return float(value)
+
+
 def _check_probability(owner: str, probability: float) -> float:
-    probability = float(probability)
-    if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"{owner}: probability must be in [0, 1], got {probability}")
-    return probability
+    number = _as_number(probability)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise ValueError(f"{owner}: probability must be a number in [0, 1], got {probability!r}")
+    return number
 
 
 def _check_non_negative(owner: str, name: str, value: float) -> float:
-    value = float(value)
-    if not value >= 0.0:
-        raise ValueError(f"{owner}: {name} must be >= 0, got {value}")
-    return value
+    number = _as_number(value)
+    if number is None or not (math.isfinite(number) and number >= 0.0):
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def _check_positive(owner: str, name: str, value: float) -> float:
+    number = _as_number(value)
+    if number is None or not (math.isfinite(number) and number > 0.0):
+        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    return number
 
 
 def _check_length(owner: str, sequence_length: int) -> int:
@@ -576,13 +591,13 @@ class RescaleCenter(Transform):
     """
 
     def __init__(self, center: Optional[str] = "neck", scale: float = 225) -> None:
-        if center is not None and center != "None" and center not in RESCALE_CENTERS:
+        if center is not None and (not isinstance(center, str) or (center != "None" and center not in RESCALE_CENTERS)):
             raise ValueError(
                 f"RescaleCenter: unknown center {center!r}; valid: "
                 f"{', '.join(sorted(RESCALE_CENTERS))}, or None for no change"
             )
         self.center = center
-        self.scale = float(scale)
+        self.scale = _check_positive("RescaleCenter", "scale", scale)
 
     def __call__(self, seq: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         if self.center is None or self.center == "None":
@@ -619,6 +634,8 @@ class Affine(Transform):
     """
 
     def __init__(self, fi: float = 0, legacy: bool = False) -> None:
+        if not isinstance(legacy, (bool, np.bool_)):
+            raise ValueError(f"Affine: legacy must be true or false, got {legacy!r}")
         self.fi = fi
         self.legacy = bool(legacy)
 
@@ -820,9 +837,11 @@ def build_transform(cfg: TransformConfig, where: str = "transform") -> Transform
             errors and warnings.
 
     Unknown argument names are logged as warnings and dropped; an unknown ``type`` raises
-    :class:`~fastposegait.registry.UnknownNameError` listing the valid names. A registered
-    plain function is called with the sequence only (keyword arguments from the config
-    are bound to it).
+    :class:`~fastposegait.registry.UnknownNameError` listing the valid names; a bad argument
+    value (any ``TypeError`` or ``ValueError`` of a transform's constructor) raises a
+    :class:`~fastposegait.errors.ConfigError` naming ``where``, the transform and the problem.
+    A registered plain function is called with the sequence only (keyword arguments from the
+    config are bound to it).
 
     Example::
 
@@ -849,7 +868,7 @@ def build_transform(cfg: TransformConfig, where: str = "transform") -> Transform
 
 def _build_entry(cfg: Mapping[str, Any], where: str) -> Transform:
     if "type" not in cfg:
-        raise ValueError(f"{where}: transform entry {dict(cfg)!r} has no 'type' key")
+        raise ConfigError(f"{where}: transform entry {dict(cfg)!r} has no 'type' key")
     kwargs = {key: value for key, value in cfg.items() if key != "type"}
     name = cfg["type"]
     target = TRANSFORMS.get(name, where=f"{where}.type")
@@ -863,8 +882,10 @@ def _build_entry(cfg: Mapping[str, Any], where: str) -> Transform:
                 kwargs["trf_cfg"] = [build_transform(e, f"{where}.trf_cfg[{i}]") for i, e in enumerate(nested)]
         try:
             built = target(**kwargs)
-        except TypeError as err:
-            raise TypeError(f"{where}: cannot build transform {name!r} from {dict(cfg)!r}: {err}") from err
+        except (TypeError, ValueError) as err:
+            if isinstance(err, FastPoseGaitError) and str(err).startswith(f"{where}."):
+                raise  # a nested entry, reported with its own place
+            raise ConfigError(f"{where}: cannot build transform {name!r} from {dict(cfg)!r}: {err}") from err
         return built if isinstance(built, Transform) else FunctionTransform(built)
     if callable(target):
         kwargs = filter_kwargs(target, kwargs, f"{where}: transform {name}", skip_first=True)

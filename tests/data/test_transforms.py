@@ -566,6 +566,43 @@ def test_unknown_name_lists_valid_names():
         assert name in message
 
 
+@pytest.mark.parametrize("entry, problem", [
+    ({"type": "JointNoise", "std": "abc"}, "JointNoise: std must be a finite number >= 0, got 'abc'"),
+    ({"type": "PointNoise", "std": float("inf")}, "PointNoise: std must be a finite number >= 0, got inf"),
+    ({"type": "JointNoise", "std": -1}, "JointNoise: std must be a finite number >= 0, got -1"),
+    ({"type": "FlipSequence", "probability": -2}, "FlipSequence: probability must be a number in [0, 1], got -2"),
+    ({"type": "MirrorPoses", "probability": "often"}, "MirrorPoses: probability must be a number in [0, 1], got 'often'"),
+    ({"type": "InversePosesPre", "probability": None}, "InversePosesPre: probability must be a number in [0, 1], got None"),
+    ({"type": "RandomMove", "random_r": [1]}, "RandomMove: random_r must be two numbers [rx, ry], got [1]"),
+    ({"type": "RandomMove", "random_r": [1, "x"]}, "RandomMove: random_r must be a finite number >= 0, got 'x'"),
+    ({"type": "RandomSelectSequence", "sequence_length": 0}, "RandomSelectSequence: sequence_length must be a positive"),
+    ({"type": "SelectSequenceCenter", "sequence_length": 2.5}, "SelectSequenceCenter: sequence_length must be a positive"),
+    ({"type": "RescaleCenter", "scale": 0}, "RescaleCenter: scale must be a finite number > 0, got 0"),
+    ({"type": "RescaleCenter", "scale": "big"}, "RescaleCenter: scale must be a finite number > 0, got 'big'"),
+    ({"type": "RescaleCenter", "center": ["neck"]}, "RescaleCenter: unknown center ['neck']"),
+    ({"type": "Affine", "legacy": "no"}, "Affine: legacy must be true or false, got 'no'"),
+    ({"type": "GaitGraph_MultiInput", "joint_format": "COCO"}, "did you mean 'coco'?"),
+    ({"type": "HOD_MultiInput", "joint_format": "coco-no-head"}, "HOD_MultiInput has no angle tuples"),
+    ({"type": "Compose", "trf_cfg": 5}, "'int' object is not iterable"),
+])
+def test_bad_transform_arguments_are_config_errors_naming_where(entry, problem):
+    # before: plain ValueError/TypeError tracebacks (std=abc, probability=-2, random_r=[1]), or
+    # accepted values that fail later (std=inf, scale=0, legacy='no', center=['neck'])
+    from fastposegait.errors import ConfigError
+
+    where = "trainer_cfg.transform[0].trf_cfg[2]"
+    with pytest.raises(ConfigError) as info:
+        T.build_transform(entry, where=where)
+    message = str(info.value)
+    assert message.startswith(f"{where}: cannot build transform {entry['type']!r}")
+    assert problem in message
+    with pytest.raises(ConfigError) as info:  # nested: reported once, at the inner entry
+        T.build_transforms([{"type": "Compose", "trf_cfg": [{"type": "NormalizeEmpty"}, entry]}], "trainer_cfg.transform")
+    nested = str(info.value)
+    assert nested.startswith(f"trainer_cfg.transform[0].trf_cfg[1]: cannot build transform {entry['type']!r}")
+    assert nested.count("cannot build transform") == 1 and problem in nested
+
+
 def test_missing_type_and_bad_entries():
     with pytest.raises(ValueError, match="no 'type' key"):
         T.build_transform({"probability": 0.5})
