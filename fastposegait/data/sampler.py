@@ -17,6 +17,7 @@ from typing import Iterator, List, NamedTuple, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..registry import SAMPLERS
 
 
@@ -39,12 +40,33 @@ def batch_rng(seed: int, key: int, *extra: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, key, *extra])))
 
 
-def _check_divisible(total: int, world_size: int, what: str) -> None:
+#: how the errors name the config key: a sampler is built from ``trainer_cfg.sampler`` or
+#: ``evaluator_cfg.sampler`` and does not know which
+_KEY = "sampler.batch_size"
+_KEYS = "trainer_cfg.sampler.batch_size or evaluator_cfg.sampler.batch_size (whichever uses this sampler)"
+
+
+def _check_divisible(total: int, world_size: int, what: str, example: str) -> None:
+    """Every process takes an equal share of each global batch. ``example``: a batch size
+    that would do."""
     if total % world_size:
-        raise ValueError(
-            f"{what} = {total} is not divisible by the world size {world_size}; "
-            "choose a batch size that is a multiple of the number of processes"
+        raise ConfigError(
+            f"{_KEY}: {what} = {total} is not divisible by the world size {world_size} (the number of processes, "
+            f"e.g. torchrun --nproc_per_node); each process takes an equal share of every batch: set {_KEYS} "
+            f"to a multiple of {world_size}, {example}"
         )
+
+
+def _batch_number(value: object, what: str) -> int:
+    """``value`` as a batch size (an integer >= 1), else a ConfigError."""
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole or value < 1:
+        raise ConfigError(f"{_KEY}: {what} must be an integer >= 1, got {value!r}; set {_KEYS}")
+    return int(value)
+
+
+def _next_multiple(total: int, world_size: int) -> str:
+    return f"e.g. {-(-total // world_size) * world_size}"
 
 
 class _EndlessSampler:
@@ -85,10 +107,13 @@ class TripletSampler(_EndlessSampler):
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(dataset, seed, rank, world_size)
         if not (isinstance(batch_size, (list, tuple)) and len(batch_size) == 2):
-            raise ValueError(f"TripletSampler batch_size must be [P, K], got {batch_size!r}")
-        self.P, self.K = int(batch_size[0]), int(batch_size[1])
+            raise ConfigError(f"{_KEY}: TripletSampler batch_size must be [P, K] (P subjects x K sequences each), "
+                              f"got {batch_size!r}; set {_KEYS}")
+        self.P = _batch_number(batch_size[0], "TripletSampler's P (batch_size [P, K])")
+        self.K = _batch_number(batch_size[1], "TripletSampler's K (batch_size [P, K])")
         self.batch_total = self.P * self.K
-        _check_divisible(self.P * self.K, world_size, "TripletSampler batch_size P*K")
+        fit = next(p for p in range(self.P, self.P + world_size + 1) if p * self.K % world_size == 0)
+        _check_divisible(self.P * self.K, world_size, "TripletSampler batch_size P*K", f"e.g. [{fit}, {self.K}]")
         self.batch_shuffle = batch_shuffle
         self.by_label = dataset.indices_by_label
 
@@ -112,8 +137,9 @@ class CommonSampler(_EndlessSampler):
     def __init__(self, dataset, batch_size: int, batch_shuffle: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(dataset, seed, rank, world_size)
-        self.batch_size = self.batch_total = int(batch_size)
-        _check_divisible(self.batch_size, world_size, "CommonSampler batch_size")
+        self.batch_size = self.batch_total = _batch_number(batch_size, "CommonSampler batch_size")
+        _check_divisible(self.batch_size, world_size, "CommonSampler batch_size",
+                         _next_multiple(self.batch_size, world_size))
         self.batch_shuffle = batch_shuffle  # accepted for compatibility; draws are already random
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
@@ -133,12 +159,11 @@ class InferenceSampler:
     def __init__(self, dataset, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                  batch_shuffle: bool = False) -> None:
         self.size = len(dataset)
-        self.batch_size = int(batch_size)
+        self.batch_size = _batch_number(batch_size, "InferenceSampler batch_size")
         self.rank = rank
         self.world_size = world_size
-        if self.batch_size < 1:
-            raise ValueError(f"InferenceSampler batch_size must be >= 1, got {batch_size}")
-        _check_divisible(self.batch_size, world_size, "InferenceSampler batch_size")
+        _check_divisible(self.batch_size, world_size, "InferenceSampler batch_size",
+                         _next_multiple(self.batch_size, world_size))
         indices = list(range(self.size))
         if self.batch_size != 1:
             pad = -self.size % self.batch_size

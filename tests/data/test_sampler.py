@@ -118,6 +118,36 @@ def test_indivisible_batch_is_a_clear_error():
         TripletSampler(ds, 8)
 
 
+@pytest.mark.parametrize("make, fix", [
+    (lambda ds: CommonSampler(ds, 7, world_size=2), "e.g. 8"),
+    (lambda ds: TripletSampler(ds, [3, 3], world_size=2), "e.g. [4, 3]"),
+    (lambda ds: InferenceSampler(ds, 7, world_size=2), "e.g. 8"),
+])
+def test_indivisible_batch_is_a_config_error_naming_the_key_and_the_fix(make, fix):
+    # before: a plain ValueError traceback on every rank (torchrun --nproc_per_node=2 ... batch_size=7)
+    from fastposegait.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        make(DS([5] * 10))
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert message.startswith("sampler.batch_size: ")
+    assert "world size 2 (the number of processes" in message
+    assert "trainer_cfg.sampler.batch_size" in message and "evaluator_cfg.sampler.batch_size" in message
+    assert fix in message
+
+
+@pytest.mark.parametrize("make", [
+    lambda ds: TripletSampler(ds, 8), lambda ds: TripletSampler(ds, [0, 4]), lambda ds: CommonSampler(ds, 0),
+    lambda ds: InferenceSampler(ds, 0),
+])
+def test_unusable_batch_sizes_are_config_errors(make):
+    from fastposegait.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^sampler.batch_size: "):
+        make(DS([5] * 10))
+
+
 def test_inference_sampler_spec_example():
     ds = DS([10])
     r0 = [r.indices for r in InferenceSampler(ds, 4, rank=0, world_size=2)]
