@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
@@ -39,14 +40,43 @@ def frame_number(name: str, digits: Optional[int] = None) -> Optional[int]:
     return int(runs[0])
 
 
+# Opening a FIFO for reading waits for a writer; without blocking, it opens at once and the
+# check of its type below refuses it (a regular file ignores the flag).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def read_text(path: str | Path) -> str:
-    """The file's UTF-8 text; unreadable or undecodable is a RawFileError naming the file."""
+    """The file's UTF-8 text; unreadable, undecodable, too large for memory or not a regular
+    file (a FIFO, which would block ``open`` forever, or a folder) is a RawFileError naming
+    the file."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
         raise RawFileError(f"{path}: cannot read the file ({type(exc).__name__}: {exc}); "
                            "check it or delete it") from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            raise RawFileError(f"{path}: not a regular file ({_file_kind(kind)}); only regular files are "
+                               "read — remove it or rename it")
+        with os.fdopen(fd, "r", encoding="utf-8") as f:
+            fd = -1  # closed with f
+            return f.read()
+    except (OSError, UnicodeDecodeError, MemoryError) as exc:
+        raise RawFileError(f"{path}: cannot read the file ({type(exc).__name__}: {exc}); "
+                           "check it or delete it") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
 def read_number_line(path: str | Path, leading: int, joints: int, source: str) -> np.ndarray:
@@ -106,7 +136,8 @@ def check_finite(array: np.ndarray, path: str | Path, person: Optional[int] = No
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; a truncated or invalid file is a RawFileError with the position."""
+    """Parse a JSON file; a truncated or invalid file is a RawFileError with the position, and
+    so is one nested too deeply for the parser (``RecursionError``) or too large for memory."""
     text = read_text(path)
     if not text.strip():
         raise RawFileError(f"{path}: empty file, expected JSON; re-export it or delete it")
@@ -117,6 +148,12 @@ def read_json(path: str | Path) -> Any:
             f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); the file is "
             "truncated or corrupt — re-export it or delete it"
         ) from None
+    except RecursionError:
+        raise RawFileError(f"{path}: JSON nested too deeply to parse (lists or objects inside each other "
+                           "thousands of levels deep); the file is corrupt — re-export it or delete it") from None
+    except MemoryError:
+        raise RawFileError(f"{path}: JSON too large to parse in memory; the file is corrupt or not a "
+                           "keypoint file — re-export it or delete it") from None
 
 
 def keypoint_array(values: Any, joints: int, path: str | Path, what: str, person: Optional[int] = None) -> np.ndarray:

@@ -21,6 +21,7 @@ Hidden folders at the root (names starting with ``.``, such as the loader's own
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,20 +200,40 @@ def _walk_type(path: str, report: ValidationReport) -> List[List[str]]:
 
 def _sequence_pickles(path: str, report: ValidationReport) -> List[str]:
     """The pickles of one view folder (the sequence's modalities). An empty folder is skipped
-    by the loader (a warning); a folder with files but no pickle is rejected (an error)."""
-    names = sorted(os.listdir(path))
+    by the loader (a warning); a folder with files but no pickle is rejected (an error), and so
+    is an entry named ``*.pkl`` that is not a regular file (a FIFO, which would block the
+    reader forever, or a folder): the loader would take it for a modality."""
+    entries = _sorted_entries(path)
+    names = [e.name for e in entries]
     for n in names:
         if _is_temp(n):
             report.add(WARNING, os.path.join(path, n), "leftover temp file of an interrupted write; delete it")
     if not names:
         report.add(WARNING, path, "empty sequence folder; the loader skips it")
         return []
-    pkls = [os.path.join(path, n) for n in names if n.endswith(".pkl")]
+    pkls = []
+    for e in (e for e in entries if e.name.endswith(".pkl")):
+        if e.is_file():
+            pkls.append(e.path)
+        else:
+            report.add(ERROR, e.path, f"not a regular file ({_kind(e.path)}) although named like a pickle; the loader "
+                                      "would read it as one of the sequence's modalities — remove or rename it")
+    if not pkls and any(n.endswith(".pkl") for n in names):
+        return []  # already reported
     if not pkls:
         shown = ", ".join(n for n in names[:3])
         report.add(ERROR, path, f"sequence folder holds no .pkl file (only {shown}); the loader "
                                 "rejects it — remove the folder or add the sequence's pickle")
     return pkls
+
+
+def _kind(path: str) -> str:
+    """What a path that is not a regular file is, in words (``stat`` does not open it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link"
+    return "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a plain file"
 
 
 def _check_partition(
@@ -224,6 +245,12 @@ def _check_partition(
         partition = read_partition(partition_path)
     except DatasetError as exc:
         report.add(ERROR, partition_path, _without_path(str(exc), partition_path))
+        return None
+    except RecursionError:
+        report.add(ERROR, partition_path, "JSON nested too deeply to parse; the file is corrupt — write it again")
+        return None
+    except MemoryError:
+        report.add(ERROR, partition_path, "JSON too large to parse in memory; the file is corrupt — write it again")
         return None
     on_disk = set(sequences)
     for key in ("TRAIN_SET", "TEST_SET"):
