@@ -22,15 +22,17 @@ def check(
     num_train: int = CASIA_B_TRAIN_SUBJECTS,
     workers: int = 1,
     frame_threshold: int = 0,
+    overwrite: bool = False,
 ) -> Tuple[ValidationReport, Optional[Path]]:
-    """Validate a CASIA-B root and write its rule partition to ``partition_out`` (if given).
+    """Validate a CASIA-B root and write its rule partition to ``partition_out`` (if given;
+    an existing file holding another partition is replaced only with ``overwrite``).
 
     The partition is written even when some pickles are broken (it depends only on the subject
     folders); the report says whether the data is fit to train on.
     """
     subjects = subjects_on_disk(root)
     partition = casia_b_partition(subjects, num_train)
-    written = write_partition(partition_out, partition) if partition_out is not None else None
+    written = write_partition(partition_out, partition, overwrite) if partition_out is not None else None
     report = validate_root(root, partition=written, workers=workers, frame_threshold=frame_threshold,
                            expected_joints=(17,))
     unexpected = sorted(set(subjects) - set(CASIA_B_SUBJECTS))

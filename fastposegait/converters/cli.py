@@ -15,21 +15,30 @@ Checks and partitions::
     oumvlp-partition  OUMVLP's rule (odd train, even test, 10307 test) as JSON
     grew-partition    GREW's partition from a converted tree, or the official rule
 
-Exit status: 0 done, 1 stopped by a malformed file (``--on-error stop``) or validation errors,
-2 unusable input or options (one line naming the path and the fix).
+Before anything is converted, the paths are checked: ``--output`` must not be ``--input``, lie
+inside it or hold it; ``--partition`` and ``--report`` must be files (not folders) that can be
+written, outside the input. An existing partition file holding another partition is not
+replaced without ``--overwrite``.
+
+Exit status: 0 done, 1 stopped by a malformed file (``--on-error stop``), a conversion that
+wrote nothing at all (every sequence without a usable frame) or validation errors, 2 unusable
+input or options (one line naming the path and the fix).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import casiab, custom, gait3d, grew, oumvlp
-from .partitions import oumvlp_partition, subjects_on_disk, write_partition
+from .partitions import (check_partition_target, is_remembered, oumvlp_partition, remember_partition, subjects_on_disk,
+                         write_partition)
 from ..errors import ConversionError, FastPoseGaitError, RawFileError, user_message
-from .tasks import ON_ERROR_CHOICES, ConversionSummary, Task, run_tasks, write_json
+from .tasks import (EMPTY, EXISTS, ON_ERROR_CHOICES, WRITTEN, ConversionSummary, Task, check_separate_roots, is_within,
+                    real_path, run_tasks, write_json)
 from .validate import JOINT_FORMATS, ValidationReport, validate_root
 
 PROG = "python -m fastposegait.converters"
@@ -45,7 +54,8 @@ def _conversion_options() -> argparse.ArgumentParser:
     common.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="skip",
                         help="a malformed file: skip its frame and go on (default), or stop the run")
     common.add_argument("--overwrite", action="store_true",
-                        help="convert again sequences that an earlier run finished (default: skip them)")
+                        help="convert again sequences that an earlier run finished (default: skip them), and "
+                             "replace an existing partition file that holds another partition (default: refuse)")
     common.add_argument("--fsync", action="store_true",
                         help="flush every written file to disk: slower, and protects finished files against "
                              "a machine crash too (a killed run never leaves partial files either way)")
@@ -152,6 +162,7 @@ def _add_casia_b_check(sub) -> None:
     p.add_argument("--partition", metavar="JSON", default=None,
                    help=f"where to write the partition (default: <input>/{PARTITION_NAME})")
     p.add_argument("--num-train", type=int, default=74, help="first N subjects train (default 74)")
+    _overwrite_partition_option(p)
     p.add_argument("--frame-threshold", type=int, default=0)
     p.add_argument("--workers", "-j", type=int, default=1)
     p.add_argument("--report", metavar="JSON")
@@ -163,9 +174,18 @@ def _add_partition_rules(sub) -> None:
     p = sub.add_parser("oumvlp-partition", help="OUMVLP's partition rule as JSON")
     p.add_argument("--output", "-o", required=True, help="partition JSON to write")
     p.add_argument("--input", "-i", help="restrict to the subjects of this dataset root (default: all 10,307)")
+    _overwrite_partition_option(p)
     p = sub.add_parser("grew-partition", help="GREW's partition from a converted tree (or the rule)")
     p.add_argument("--output", "-o", required=True, help="partition JSON to write")
     p.add_argument("--input", "-i", help="converted GREW root (default: the official 20,000 / 6,000 + probe rule)")
+    _overwrite_partition_option(p)
+
+
+def _overwrite_partition_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite`` of the commands that only write a partition."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing partition file that holds another partition (default: refuse; "
+                             "the same content is fine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,18 +204,134 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------------------------
+class NothingWritten(ConversionError):
+    """A conversion ran and not one sequence has a pickle (none written, none from an earlier
+    run): every sequence was without a usable frame. Exit status 1, like malformed data."""
+
+    exit_code = 1
+
+
 def _run(args: argparse.Namespace, tasks: List[Task], notes: Sequence[str] = ()) -> ConversionSummary:
-    """Run a conversion's tasks with the common options; ``notes`` go to the summary."""
+    """Run a conversion's tasks with the common options; ``notes`` go to the summary.
+
+    Raises:
+        NothingWritten: no sequence has a pickle after the run (the summary is attached).
+    """
     summary = run_tasks(tasks, args.command, workers=args.workers, on_error=args.on_error,
                         overwrite=args.overwrite, progress=not args.no_progress, fsync=args.fsync,
                         output_root=args.output)
     summary.notes.extend(notes)
+    _require_output(summary)
     return summary
+
+
+def _require_output(summary: ConversionSummary) -> None:
+    """Refuse to end a conversion as done when it left no pickle at all: say so, with the
+    counts and the drops that explain it (the summary above lists the files)."""
+    if summary.count(WRITTEN) or summary.count(EXISTS):
+        return
+    read = sum(r.frames_read for r in summary.results)
+    drops = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.dropped.items(), key=lambda kv: -kv[1]))
+    why = f"{read} frames read" + (f", dropped: {drops}" if drops else "; no frame file was found")
+    exc = NothingWritten(
+        f"nothing was written: 0 of {len(summary.results)} sequences written, {summary.count(EMPTY)} without any "
+        f"usable frame ({why}); fix or replace the input files (the summary above names them) and re-run"
+    )
+    exc.summary = summary  # type: ignore[attr-defined]
+    raise exc
 
 
 def _partition_path(args: argparse.Namespace) -> Path:
     """``--partition``, else ``partition.json`` in the output root (the loader ignores files there)."""
     return Path(args.partition) if args.partition else Path(args.output) / PARTITION_NAME
+
+
+def _check_conversion_paths(args: argparse.Namespace) -> None:
+    """Before anything is read or written: the output root apart from the input (not the same
+    folder, not inside it, not holding it) and not a file; the partition (``--partition`` or
+    the default) and ``--report`` writable files outside the input, neither one of the input
+    files nor the same file."""
+    check_separate_roots(args.input, args.output)
+    out = Path(args.output).expanduser()
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise ConversionError(f"--output {args.output!r} exists and is not a folder; give the dataset root to write")
+    _check_parent(out, "--output", args.output)
+    outputs: Dict[str, Optional[Path | str]] = {"--report": args.report}
+    if hasattr(args, "partition"):
+        outputs["--partition" if args.partition else f"the partition (default <output>/{PARTITION_NAME})"] = \
+            _partition_path(args)
+    inputs = {"--split-file": getattr(args, "split_file", None), "--mapping": getattr(args, "mapping", None)}
+    _check_output_files(outputs, inputs, input_root=args.input)
+
+
+def _check_output_files(outputs: Dict[str, Optional[Path | str]], inputs: Optional[Dict[str, Optional[str]]] = None,
+                        input_root: Optional[str] = None) -> None:
+    """Each output file given (option -> path) must be writable: not a folder nor a FIFO or
+    the like, in a folder that exists or can be created, not inside ``input_root``, not one
+    of the ``inputs`` files and not the same file as another output.
+
+    Raises:
+        ConversionError: one line naming the option, the path and what is wrong.
+    """
+    seen: Dict[Path, str] = {}
+    given_inputs = {real_path(p): opt for opt, p in (inputs or {}).items() if p}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        p = Path(path).expanduser()
+        if p.is_dir():
+            raise ConversionError(f"{option} {str(path)!r} is a folder; give the path of a JSON file to write")
+        if (p.exists() or p.is_symlink()) and not p.is_file():
+            raise ConversionError(f"{option} {str(path)!r} exists and is not a regular file; remove it or choose "
+                                  "another file")
+        _check_parent(p.parent, option, path)
+        if input_root is not None and is_within(p, input_root):
+            raise ConversionError(f"{option} {str(path)!r} is inside the --input folder {input_root!r}: it would be "
+                                  "written into the raw tree; write it outside the input")
+        real = real_path(p)
+        if real in given_inputs:
+            raise ConversionError(f"{option} {str(path)!r} is the {given_inputs[real]} file; writing it would "
+                                  "replace an input — choose another file")
+        if real in seen:
+            raise ConversionError(f"{option} and {seen[real]} are the same file {str(path)!r}; give them "
+                                  "different files")
+        seen[real] = option
+
+
+def _check_parent(folder: Path, option: str, given: Path | str) -> None:
+    """``folder`` exists as a writable folder, or can be created: its nearest existing
+    ancestor is a folder this process may write in."""
+    existing = real_path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConversionError(f"{option} {str(given)!r} cannot be written: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConversionError(f"{option} {str(given)!r} cannot be written: no permission to write in "
+                              f"{str(existing)!r}")
+
+
+def _write_partition(args: argparse.Namespace, summary: ConversionSummary, partition: Dict[str, List[str]]) -> Path:
+    """Write a conversion's partition, replacing a file that holds another one only with
+    ``--overwrite`` or when an earlier conversion into this output wrote it (unchanged since);
+    a refusal keeps the summary (the sequences are converted) and says how to write the
+    partition alone."""
+    path = _partition_path(args)
+    try:
+        write_partition(path, partition, overwrite=_may_replace_partition(args))
+    except ConversionError as exc:
+        refused = ConversionError(f"{exc}; the sequences are converted — re-running with --partition <another file> "
+                                  "only writes the partition (--overwrite would also convert every sequence again)")
+        refused.summary = summary  # type: ignore[attr-defined]
+        raise refused from None
+    remember_partition(path, args.output)
+    return path
+
+
+def _may_replace_partition(args: argparse.Namespace) -> bool:
+    """``--overwrite``, or the partition file is the one an earlier conversion into this output
+    wrote (unchanged since): converting GREW's splits one after the other grows it."""
+    return args.overwrite or is_remembered(_partition_path(args), args.output)
 
 
 def _cmd_oumvlp(args: argparse.Namespace) -> ConversionSummary:
@@ -211,10 +347,12 @@ def _write_oumvlp_partition(args: argparse.Namespace, summary: ConversionSummary
     """Write OUMVLP's partition; subject folders that are not OUMVLP ids leave it unwritten
     (a note says why) rather than failing a finished conversion."""
     try:
-        path = write_partition(_partition_path(args), oumvlp_partition(subjects_on_disk(args.output)))
-        summary.notes.append(f"partition (odd ids train, even ids test, 10307 test): {path}")
+        partition = oumvlp_partition(subjects_on_disk(args.output))
     except ConversionError as exc:
         summary.notes.append(f"partition not written: {exc}")
+        return
+    path = _write_partition(args, summary, partition)
+    summary.notes.append(f"partition (odd ids train, even ids test, 10307 test): {path}")
 
 
 def _cmd_oumvlp17(args: argparse.Namespace) -> ConversionSummary:
@@ -225,7 +363,7 @@ def _cmd_oumvlp17(args: argparse.Namespace) -> ConversionSummary:
 def _cmd_grew(args: argparse.Namespace) -> ConversionSummary:
     """``grew``: convert, then derive the partition from the converted folders."""
     summary = _run(args, grew.plan(args.input, args.output, args.split, args.overwrite))
-    path = write_partition(_partition_path(args), grew.partition_from_tree(args.output))
+    path = _write_partition(args, summary, grew.partition_from_tree(args.output))
     summary.notes.append(f"partition (from the converted folders): {path}")
     return summary
 
@@ -237,8 +375,9 @@ def _cmd_gait3d(args: argparse.Namespace) -> ConversionSummary:
     errors = gait3d.split_errors(split)
     if errors:
         raise ConversionError(f"{args.split_file}: " + "; ".join(errors[:5]))
+    check_partition_target(_partition_path(args), split, _may_replace_partition(args))  # known now: check it now
     summary = _run(args, gait3d.plan(args.input, args.output))
-    path = write_partition(_partition_path(args), split)
+    path = _write_partition(args, summary, split)
     summary.notes.extend(gait3d.split_notes(split, args.output))
     summary.notes.append(f"partition (from {args.split_file}): {path}")
     return summary
@@ -251,7 +390,7 @@ def _cmd_custom(args: argparse.Namespace) -> ConversionSummary:
     tasks, specs, notes = custom.plan(args.input, args.output, args.layout, args.mapping, args.coco17, exclude)
     summary = _run(args, tasks, notes)
     partition, part_notes = custom.make_partition(specs, args.output, args.split_file, args.test_fraction, args.seed)
-    path = write_partition(_partition_path(args), partition)
+    path = _write_partition(args, summary, partition)
     summary.notes.extend(part_notes)
     summary.notes.append(f"partition ({len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test "
                          f"subjects, {len(partition['PROBE_SET'])} probes): {path}")
@@ -269,6 +408,7 @@ def _finish_validation(report: ValidationReport, report_path: Optional[str]) -> 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     """``validate``: check any dataset root (and partition)."""
+    _check_output_files({"--report": args.report}, {"--partition": args.partition})
     report = validate_root(args.input, args.partition, args.workers, args.frame_threshold, args.joints,
                            args.joint_format)
     return _finish_validation(report, args.report)
@@ -277,24 +417,28 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_casia_b_check(args: argparse.Namespace) -> int:
     """``casia-b-check``: write the CASIA-B rule partition (default: in the input root), then validate."""
     out = Path(args.partition) if args.partition else Path(args.input) / PARTITION_NAME
-    report, written = casiab.check(args.input, out, args.num_train, args.workers, args.frame_threshold)
+    _check_output_files({"--partition": out, "--report": args.report})
+    report, written = casiab.check(args.input, out, args.num_train, args.workers, args.frame_threshold,
+                                   overwrite=args.overwrite)
     print(f"partition (first {args.num_train} subjects train, the rest test): {written}")
     return _finish_validation(report, args.report)
 
 
 def _cmd_oumvlp_partition(args: argparse.Namespace) -> int:
     """``oumvlp-partition``: the official rule, for every id or only the subjects of ``--input``."""
+    _check_output_files({"--output": args.output})
     subjects = subjects_on_disk(args.input) if args.input else None
     partition = oumvlp_partition(subjects)
-    path = write_partition(args.output, partition)
+    path = write_partition(args.output, partition, overwrite=args.overwrite)
     print(f"{path}: {len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test subjects")
     return 0
 
 
 def _cmd_grew_partition(args: argparse.Namespace) -> int:
     """``grew-partition``: from a converted tree, or the official rule."""
+    _check_output_files({"--output": args.output})
     partition = grew.partition_from_tree(args.input) if args.input else grew.rule_partition()
-    path = write_partition(args.output, partition)
+    path = write_partition(args.output, partition, overwrite=args.overwrite)
     print(f"{path}: {len(partition['TRAIN_SET'])} train / {len(partition['TEST_SET'])} test entries")
     return 0
 
@@ -325,10 +469,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command in _CHECKS:
             return _CHECKS[args.command](args)
+        _check_conversion_paths(args)
         summary = _CONVERSIONS[args.command](args)
     except RawFileError as exc:
         return _stopped(args, exc)
     except FastPoseGaitError as exc:  # unusable input or options: one line naming the path and the fix
+        _print_finished(args, getattr(exc, "summary", None))  # a conversion that ran: its summary first
         print(f"error: {user_message(exc)}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # an interruption: 128 + the signal's number
     except BrokenPipeError:  # the reader of the output went away (| head): fastposegait.cli ends quietly
@@ -340,10 +486,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _print_summary(args: argparse.Namespace, summary: ConversionSummary) -> int:
     """A finished conversion: print its summary and write ``--report`` if asked (exit 0)."""
+    _print_finished(args, summary)
+    return 0
+
+
+def _print_finished(args: argparse.Namespace, summary: Optional[ConversionSummary]) -> None:
+    """Print the summary of a conversion that ran (if any) and write its ``--report``."""
+    if summary is None:
+        return
     print(summary.format())
     if args.report:
         summary.write_json(args.report)
-    return 0
 
 
 def _stopped(args: argparse.Namespace, exc: RawFileError) -> int:

@@ -39,7 +39,7 @@ from ..data.skeleton import openpose_to_coco
 from ..errors import ConversionError, RawFileError
 from .parsing import check_finite, natural_key, read_json
 from .selection import track_walker
-from .tasks import EMPTY, WRITTEN, SequenceResult, Task, require_dir, write_sequence
+from .tasks import EMPTY, WRITTEN, SequenceResult, Task, check_separate_roots, require_dir, write_sequence
 
 LAYOUTS = ("video", "frame")
 DEFAULT_TYPE = "00"
@@ -181,7 +181,7 @@ def _read_frame_folder(spec: VideoSpec, result: SequenceResult, on_error: str) -
     anyone is dropped, a malformed file handled by the error policy."""
     joints: List[int] = []
     frames = []
-    for name in sorted((n for n in os.listdir(spec.source) if n.endswith(".json")), key=natural_key):
+    for name in sorted(_json_files(spec.source, hidden=True), key=natural_key):
         path = os.path.join(spec.source, name)
         result.frames_read += 1
         try:
@@ -292,7 +292,8 @@ def read_mapping(path: str | Path) -> Dict[str, Dict[str, str]]:
     (``{video: {...}}`` or a list of objects with a ``video`` key)."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConversionError(f"mapping file {str(path)!r} does not exist")
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ConversionError(f"mapping file {str(path)!r} {what}")
     rows = _json_mapping_rows(path) if path.suffix.lower() == ".json" else _csv_mapping_rows(path)
     mapping: Dict[str, Dict[str, str]] = {}
     for i, row in enumerate(rows):
@@ -342,13 +343,22 @@ def _check_name(value: str, what: str, video: str) -> str:
     return value
 
 
+def _json_files(folder: str, hidden: bool = False) -> List[str]:
+    """Sorted names of the regular ``*.json`` files of ``folder`` (hidden ones only with
+    ``hidden``). A FIFO (whose ``open`` would block forever) or a folder named like a JSON file
+    is no keypoint file."""
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it
+                      if e.name.endswith(".json") and (hidden or not e.name.startswith(".")) and e.is_file())
+
+
 def find_videos(input_root: Path, layout: str, exclude: Sequence[Path] = ()) -> Dict[str, str]:
     """Relative video name -> source path (a JSON file or a folder of per-frame JSON files)."""
     skip = {p.resolve() for p in exclude}
     videos: Dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(input_root):
+    for dirpath, dirnames, _ in os.walk(input_root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        jsons = [f for f in sorted(filenames) if f.endswith(".json") and not f.startswith(".")]
+        jsons = _json_files(dirpath)
         rel = Path(dirpath).relative_to(input_root)
         if layout == "video":
             for f in jsons:
@@ -388,6 +398,7 @@ def plan(
     if layout not in LAYOUTS:
         raise ConversionError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
     root = require_dir(input_root, "input folder")
+    check_separate_roots(input_root, output_root)
     mapping = read_mapping(mapping_path) if mapping_path is not None else None
     excluded = [Path(p) for p in exclude] + ([Path(mapping_path)] if mapping_path is not None else [])
     videos = find_videos(root, layout, excluded)

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import ConversionError, RawFileError
 from .parsing import read_json, read_number_lines
-from .tasks import EMPTY, WRITTEN, SequenceResult, Task, iter_dirs, iter_files, require_dir, write_sequence
+from .tasks import (EMPTY, WRITTEN, SequenceResult, Task, check_separate_roots, iter_dirs, iter_files, require_dir,
+                    write_sequence)
 
 _FRAME = re.compile(r"f(\d+)\.txt$")
 _LEADING = 2
@@ -74,6 +75,7 @@ def find_pose_root(input_path: str | Path) -> Path:
 def plan(input_path: str | Path, output_root: str | Path) -> List[Task]:
     """One task per ``<id>/<camvid>/<seq>`` folder."""
     root = find_pose_root(input_path)
+    check_separate_roots(input_path, output_root)
     out = Path(output_root)
     tasks = []
     for subject in iter_dirs(root):
@@ -153,7 +155,8 @@ def _load_split_json(path: Path) -> Dict[Any, Any]:
     """The split file's JSON object; a missing, unreadable or non-object file is a ConversionError
     (the conversion cannot start without its split)."""
     if not path.is_file():
-        raise ConversionError(f"split file {str(path)!r} does not exist; pass Gait3D's official split (Gait3D.json)")
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ConversionError(f"split file {str(path)!r} {what}; pass Gait3D's official split (Gait3D.json)")
     try:
         raw = read_json(path)
     except RawFileError as exc:

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..errors import ConversionError
 from .parsing import frame_number, read_number_lines
-from .tasks import (EMPTY, EXISTS, WRITTEN, SequenceResult, Task, is_finished, iter_dirs, iter_files, require_dir,
-                    write_sequence)
+from .tasks import (EMPTY, EXISTS, WRITTEN, SequenceResult, Task, check_separate_roots, is_finished, iter_dirs,
+                    iter_files, require_dir, write_sequence)
 
 SPLITS = ("train", "gallery", "probe")
 POSE_SUFFIX = "_2d_pose.txt"
@@ -195,8 +195,10 @@ def plan(input_path: str | Path, output_root: str | Path, split: str = "auto",
          overwrite: bool = False) -> List[Task]:
     """The tasks converting one or all GREW splits into ``output_root``."""
     out = Path(output_root)
+    splits = resolve_splits(input_path, split)
+    check_separate_roots(input_path, output_root)
     tasks: List[Task] = []
-    for name, folder in resolve_splits(input_path, split):
+    for name, folder in splits:
         tasks.extend(_SPLIT_PLANNERS[name](folder, out, overwrite))
     if not tasks:
         raise ConversionError(f"{input_path}: no GREW sequence folders found")

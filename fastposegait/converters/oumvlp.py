@@ -26,7 +26,8 @@ from ..data.skeleton import openpose_to_coco
 from ..errors import ConversionError, PoseFileError, RawFileError
 from .parsing import frame_number, keypoint_array, read_json
 from .selection import load_selection_index, read_silhouette, silhouette_choice, track_walker
-from .tasks import EMPTY, WRITTEN, SequenceResult, Task, iter_dirs, iter_files, require_dir, write_sequence
+from .tasks import (EMPTY, WRITTEN, SequenceResult, Task, check_separate_roots, iter_dirs, iter_files, require_dir,
+                    write_sequence)
 
 OPENPOSE_JOINTS = 18
 SELECTION_CHOICES = ("auto", "tracking", "first")
@@ -265,6 +266,7 @@ def _sequence_task(root: Path, out: Path, subject: str, folder: str, opts: Oumvl
 def plan(input_root: str | Path, output_root: str | Path, opts: OumvlpOptions) -> Tuple[List[Task], List[str]]:
     """The tasks of a raw OUMVLP-Pose tree, plus notes about folders that were not understood."""
     root = require_dir(input_root, "OUMVLP-Pose input folder")
+    check_separate_roots(input_root, output_root)
     _check_options(opts)
     tasks: List[Task] = []
     notes: List[str] = []
@@ -322,8 +324,7 @@ def plan_18_to_17(input_root: str | Path, output_root: str | Path) -> List[Task]
     """One task per ``<subject>/<type>/<view>/*.pkl`` of an 18-joint tree."""
     root = require_dir(input_root, "18-joint dataset root")
     out = Path(output_root)
-    if out.resolve() == root.resolve():
-        raise ConversionError("--output must differ from --input (the 18-joint files are kept)")
+    check_separate_roots(input_root, output_root)  # the 18-joint files are kept, apart
     tasks = []
     for subject, type_, view, name in _sequence_pickles(root):
         key = f"{subject}/{type_}/{view}"

@@ -313,10 +313,10 @@ def write_sequence(
     return array
 
 
-def write_json(path: str | Path, obj: Any, indent: Optional[int] = 1) -> None:
-    """Write ``obj`` as JSON atomically (temp file + rename)."""
+def write_json(path: str | Path, obj: Any, indent: Optional[int] = 1, fsync: bool = True) -> None:
+    """Write ``obj`` as JSON atomically (temp file + rename; ``fsync=False``: not flushed to disk)."""
     text = json.dumps(obj, indent=indent) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")), mode=FILE_MODE)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), mode=FILE_MODE, fsync=fsync)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -688,3 +688,35 @@ def require_dir(path: str | Path, what: str) -> Path:
     if not p.is_dir():
         raise ConversionError(f"{what} {str(p)!r} does not exist or is not a folder")
     return p
+
+
+def real_path(path: str | Path) -> Path:
+    """``path`` absolute, with ``~``, ``..`` and symbolic links resolved (it need not exist)."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def is_within(path: str | Path, folder: str | Path) -> bool:
+    """True when ``path`` is ``folder`` or lies anywhere below it (both resolved)."""
+    path, folder = real_path(path), real_path(folder)
+    return path == folder or folder in path.parents
+
+
+def check_separate_roots(input_root: str | Path, output_root: str | Path) -> None:
+    """Refuse an output root equal to the input, inside it, or holding it: the converted files
+    (and the partition) would be mixed into the raw tree, where a later run reads them as input.
+
+    Raises:
+        ConversionError: one line naming both folders.
+    """
+    if real_path(output_root) == real_path(input_root):
+        raise ConversionError(f"--output {str(output_root)!r} is the --input folder {str(input_root)!r}: the converted "
+                              "files would be mixed into the raw tree; choose an output folder outside the input")
+    if is_within(output_root, input_root):
+        raise ConversionError(f"--output {str(output_root)!r} is inside the --input folder {str(input_root)!r}: the "
+                              "converted files would be mixed into the raw tree (and read as input by a later run); "
+                              "choose an output folder outside the input")
+    if is_within(input_root, output_root):
+        raise ConversionError(f"--output {str(output_root)!r} holds the --input folder {str(input_root)!r}: the "
+                              "converted subjects would be mixed with the raw tree; choose an output folder "
+                              "outside the input")
+
