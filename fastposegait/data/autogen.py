@@ -14,8 +14,9 @@ A ``data_cfg`` may carry a ``synthetic`` mapping (``layout`` plus generator argu
   usually means ``dataset_root`` is mistyped).
 * **reuses** an existing root. When it holds a marker whose generator arguments differ from
   the config's ``synthetic`` section, that is a :class:`ConfigError` (the data on disk is not
-  the data the config describes); a root without a marker (real data, or a dataset written by
-  ``python -m fastposegait.data.synthetic``) is used as it is.
+  the data the config describes); a root without a marker's arguments (real data, or a
+  dataset written by ``python -m fastposegait.data.synthetic``, whose marker names only the
+  layout) is used as it is.
 
 Other ranks wait at a barrier. Arguments that do not change the data (``workers``) are left
 out of the comparison; arguments left at the generator's default compare equal to the same
