@@ -77,11 +77,12 @@ def _sequence_files(view_dir: str, entries: Sequence[str], regular: frozenset,
     regular files (hidden ones left out: they are skipped without a word).
 
     ``entries`` are all the folder's names, sorted: upstream zips the flags with them, so a
-    non-pickle entry (a text file, a folder) takes a flag too."""
+    non-pickle entry (a text file, a folder) takes a flag too. Hidden files (``._000.pkl``,
+    the resource forks a copy from macOS leaves) are never pickles of the sequence."""
     if data_in_use is not None:
         entries = [e for e, use in zip(entries, data_in_use) if use]
-    pickles = [e for e in entries if e.endswith(".pkl")]
-    odd = [e for e in pickles if e not in regular and not e.startswith(".")]
+    pickles = [e for e in entries if e.endswith(".pkl") and not e.startswith(".")]
+    odd = [e for e in pickles if e not in regular]
     return [os.path.join(view_dir, e) for e in pickles if e in regular], odd
 
 

@@ -121,7 +121,8 @@ def build_loader(
 ) -> DataLoader:
     """A DataLoader over ``dataset`` that yields ``[inputs, labels, types, views, seqL]``."""
     sampler = build_sampler(dataset, sampler_cfg, seed, rank, world_size)
-    collator = BatchCollator(frame_sampler_from_cfg(sampler_cfg), build_transforms(transform_cfg))
+    where = "trainer_cfg.transform" if training else "evaluator_cfg.transform"
+    collator = BatchCollator(frame_sampler_from_cfg(sampler_cfg), build_transforms(transform_cfg, where))
     builder = BatchBuilder(dataset, collator, seed, phase=0 if training else 1)
     kwargs: dict = {}
     if num_workers > 0:

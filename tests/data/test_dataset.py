@@ -316,3 +316,12 @@ def test_more_data_in_use_flags_than_entries_is_one_warning(tmp_path, caplog, ca
     with caplog.at_level(logging.WARNING, logger="fastposegait"):
         PoseDataset(root, part, training=True, cache=cache, data_in_use=[True])
     assert caplog.text == ""
+
+
+def test_hidden_files_next_to_a_sequence_are_not_pickles(tmp_path):
+    # a copy from macOS leaves ._<name> resource forks: not pose pickles, and not a second modality
+    root = tmp_path / "ds"
+    part = make_tree(root, {"001": {"nm-01": ["000", "090"]}}, partition={"TRAIN_SET": ["001"], "TEST_SET": ["001"]})
+    (root / "001" / "nm-01" / "000" / "._000.pkl").write_bytes(b"\x00\x05\x16\x07 not a pickle")
+    ds = PoseDataset(root, part, training=True, cache=False)
+    assert [r.paths for r in ds.records][0] == (str(root / "001" / "nm-01" / "000" / "000.pkl"),)
