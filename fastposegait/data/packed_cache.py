@@ -909,7 +909,28 @@ def _build_locked(
             raise PoseFileError(f"{path}: the packed cache just written cannot be read back ({exc}); "
                                 "check the disk or set data_cfg.cache: memory") from None
         logger.info("packed cache %s written: %.1f MB in %.1f s", path, cache.data_nbytes / 2**20, built)
+        _remove_other_versions(path.parent)
         return cache, built
+
+
+def _remove_other_versions(folder: Path) -> None:
+    """Delete the caches of another format version in ``folder`` (and their folder
+    signatures): their names differ from the current ones, so nothing would ever read or
+    replace them, and each holds a copy of the dataset."""
+    for other in folder.glob(f"*{SUFFIX}"):
+        try:
+            with open(other, "rb") as f:
+                magic, version = _HEADER.unpack_from(f.read(_HEADER.size), 0)[:2]
+        except (OSError, struct.error):
+            continue
+        if magic == _MAGIC and version != FORMAT_VERSION:
+            for leftover in (other, _sidecar(other)):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
+            logger.info("removed the packed cache %s of format version %d (this code writes %d)", other, version,
+                        FORMAT_VERSION)
 
 
 def reopen_packed_cache(

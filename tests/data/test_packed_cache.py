@@ -593,3 +593,19 @@ def test_damage_found_at_access_is_one_error_and_the_next_start_rebuilds(tmp_pat
     rebuilt = PoseDataset(root, part, training=True)
     assert rebuilt._packed.build_id != first._packed.build_id
     assert_same_as_pkl_loader(rebuilt, PoseDataset(root, part, training=True, cache=False))
+
+
+def test_a_cache_of_another_format_version_is_removed_when_the_current_one_is_built(tmp_path, user_cache):
+    root, part = make_dataset(tmp_path)
+    folder = root / packed_cache.CACHE_DIR_NAME
+    folder.mkdir()
+    old = folder / f"TRAIN_SET-00000000deadbeef{packed_cache.SUFFIX}"
+    header = packed_cache._HEADER.pack(packed_cache._MAGIC, packed_cache.FORMAT_VERSION - 1, 0, 0, 0, 0)
+    old.write_bytes(header + b"\0" * 64)
+    packed_cache._sidecar(old).write_bytes(b"old signature")
+    unrelated = folder / f"notes{packed_cache.SUFFIX}"
+    unrelated.write_bytes(b"not a cache at all")
+    PoseDataset(root, part, training=True)
+    assert not old.exists() and not packed_cache._sidecar(old).exists()
+    assert unrelated.exists()
+    assert len(list(folder.glob(f"TRAIN_SET-*{packed_cache.SUFFIX}"))) == 1
