@@ -25,6 +25,12 @@ loss_cfg:
 """
 
 
+def with_losses(loss_yaml):
+    """MINIMAL with its loss_cfg section replaced by `loss_yaml`."""
+    return MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n", loss_yaml)
+
+
+
 def test_merge_nested_dicts_merge_and_lists_replace():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
     user = {"a": {"y": [3], "z": 4}, "c": 5}
@@ -126,8 +132,7 @@ def test_validation_messages(tmp_path, override, message):
 
 
 def test_list_loss_cfg_entries_are_checked(tmp_path):
-    text = MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n",
-                           "loss_cfg:\n  - type: TripletLoss\n    log_prefix: triplet\n  - type: Nope\n    log_prefix: x\n")
+    text = with_losses("loss_cfg:\n  - type: TripletLoss\n    log_prefix: triplet\n  - type: Nope\n    log_prefix: x\n")
     with pytest.raises(ConfigError, match=r"loss_cfg.1.type: unknown loss 'Nope'"):
         load_config(write(tmp_path, text))
 
@@ -400,11 +405,9 @@ def test_loss_arguments_are_checked_at_load(tmp_path, override, key, message):
 
 
 def test_triplet_and_cross_entropy_arguments_are_checked(tmp_path):
-    text = MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n",
-                           "loss_cfg:\n  - type: TripletLoss\n    log_prefix: triplet\n    margin: -0.3\n")
+    text = with_losses("loss_cfg:\n  - type: TripletLoss\n    log_prefix: triplet\n    margin: -0.3\n")
     with pytest.raises(ConfigError, match=r"loss_cfg.0.margin: must be >= 0 \(a finite number\), got -0.3"):
         load_config(write(tmp_path, text))
-    text = MINIMAL.replace("loss_cfg:\n  type: SupConLoss_Lp\n  log_prefix: SupConLoss\n",
-                           "loss_cfg:\n  - type: CrossEntropyLoss\n    log_prefix: softmax\n    scale: 0\n")
+    text = with_losses("loss_cfg:\n  - type: CrossEntropyLoss\n    log_prefix: softmax\n    scale: 0\n")
     with pytest.raises(ConfigError, match=r"loss_cfg.0.scale: must be > 0 \(a finite number\), got 0"):
         load_config(write(tmp_path, text, name="ce.yaml"))
