@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -32,12 +32,12 @@ import torch
 from ..data.io import atomic_write
 from ..errors import EvaluationError, MissingFileError
 from ..registry import EVALUATORS, UnknownNameError
-from .distance import as_feature_tensor, auto_chunk_size, iter_distance_chunks
+from .common import PREFIX, _as_list, _fmt_types, _log_table, _round2, _TestSet, _unpack
+from .distance import auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "scalar/test_accuracy/"
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,68 +115,6 @@ GREW_SUBMISSION = RetrievalProtocol(
 )
 GREW_SUBMISSION_TOP_K = 20
 GAIT3D_RANKS = (1, 5, 10)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _TestSet:
-    features: torch.Tensor  # [N, C, P]
-    labels: np.ndarray  # str [N]
-    types: np.ndarray
-    views: np.ndarray
-
-
-def _unpack(data: Mapping[str, Any], where: str, device: Optional[Union[str, torch.device]]) -> _TestSet:
-    """Validate the evaluator input and return it as a tensor plus string arrays."""
-    missing = [key for key in ("embeddings", "labels", "types", "views") if key not in data]
-    if missing:
-        raise KeyError(f"{where}: evaluation data lacks {', '.join(missing)} (has {', '.join(map(str, data))})")
-    features = as_feature_tensor(data["embeddings"], device=device)
-    n = features.shape[0]
-    columns = {}
-    for key in ("labels", "types", "views"):
-        column = np.asarray([str(v) for v in data[key]], dtype=str)
-        if len(column) != n:
-            raise ValueError(f"{where}: {n} embeddings but {len(column)} {key}")
-        columns[key] = column
-    finite = torch.isfinite(features).flatten(1).all(1)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        first = int(torch.nonzero(~finite)[0])
-        raise EvaluationError(
-            f"{where}: {bad} embeddings contain NaN or inf (first: "
-            f"{columns['labels'][first]}/{columns['types'][first]}/{columns['views'][first]})"
-        )
-    return _TestSet(features, columns["labels"], columns["types"], columns["views"])
-
-
-def _fmt_types(types: Sequence[str]) -> str:
-    return ", ".join(types)
-
-
-def _round2(values: np.ndarray) -> np.ndarray:
-    return np.round(values, 2)
-
-
-def _as_list(values: np.ndarray) -> List[Any]:
-    return np.asarray(values, dtype=np.float64).tolist()
-
-
-def _format_vector(values: Sequence[float], width: int = 7) -> str:
-    return " ".join(f"{v:{width}.2f}" for v in values)
-
-
-def _log_table(title: str, views: Sequence[str], rows: Sequence[Tuple[str, np.ndarray]], mean_name: str) -> None:
-    """Log a per-view table: header with the views, one line per condition with its mean."""
-    name_width = max([4] + [len(name) for name, _ in rows])
-    lines = [f"==={title}===", f"{'':{name_width}}  " + " ".join(f"{v:>7}" for v in views) + f"  {mean_name:>7}"]
-    for name, values in rows:
-        lines.append(f"{name:{name_width}}  {_format_vector(values)}  {float(np.mean(values)):7.2f}")
-    logger.info("\n".join(lines))
 
 
 # --------------------------------------------------------------------------------------------
