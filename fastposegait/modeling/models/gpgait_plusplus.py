@@ -1,0 +1,212 @@
+"""GPGait++ (Fu et al., TPAMI 2025): GPGait with per-frame part-aware graph convolutions and a
+temporal convolution in every block. Registered as ``GPGait_PlusPlus`` (the original's name).
+
+Same input, branches, pooling and head as GPGait (fastposegait/modeling/models/gpgait.py):
+``[N, 6, T, 17, 1]`` from ``RescaleCenter`` -> ``HOD_MultiInput`` -> ``SkeletonInput``; three
+branches ``pose`` (channels 0-1, COCO graph, 8 parts), ``bone`` (channels 2-3, COCO, 8 parts)
+and ``angle`` (channel 4 of joints 5..16, ``coco-no-head``, 3 parts), built in that order; 19
+part features of ``in_channels[-1]`` channels; a separate FC per part (``head``) and the BNNeck
+classifier (``BNNecks``). Training feeds the FC output to the triplet loss and the BNNeck
+logits to the cross-entropy loss; test embeddings are the BNNeck's L2-normalised features
+``[N, C, 19]``.
+
+What differs from GPGait (docs/models.md#gpgait-1):
+
+* blocks are :class:`~fastposegait.modeling.layers.pagcn_plus.Part_AGCN_TCN` (per-frame
+  attention, a 9-frame temporal convolution);
+* every branch has exactly 3 shared blocks: ``share_num`` is read and, when it is not 3,
+  ignored with a warning, as the original ignores it (its checkpoints then load; the OUMVLP
+  config says 4);
+* ``mask`` (default true) turns the blocks' part masks on or off; the pooling partitions are
+  the same either way.
+
+The model honours ``seqL``: a packed ``all_ordered`` test batch ``[1, 6, sum T_i, 17, 1]``
+yields one embedding per walk, identical to running the walks separately, whatever the test
+batch size (docs/upstream_differences.md, "GPGait++: one embedding per walk at test time").
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ...data.skeleton import get_joint_format
+from ...errors import ConfigError
+from ...registry import MODELS
+from ..base_model import BaseModel
+from ..graph import spatial_adjacency
+from ..layers.heads import SeparateBNNecks, SeparateFCs, _part_weight
+from ..layers.pagcn import PARTITIONS, SemanticPyramidPooling, Segments, make_segments, set_max_pool
+from ..layers.pagcn_plus import Part_AGCN_TCN
+from .pose_summary import pose_summary
+
+logger = logging.getLogger(__name__)
+
+NUM_JOINTS = 17  # COCO; the angle branch uses joints 5..16
+INPUT_CHANNELS = 5  # x, y, bone x, bone y, angle (a sixth, zero channel may follow)
+ANGLE_JOINTS = slice(5, 17)
+SHARE_NUM = 3  # shared blocks per branch, whatever the config says
+SHARED_PARTITION = 1  # five limb/head parts (four limbs without the head)
+
+#: paths of a branch in registration (state-dict) order: name -> partition of its block masks
+#: and of its pooling (None: whole graph, pooled as one part)
+PATHS = {
+    "coco": (("backbone", None), ("part_2", 2), ("part_2_2", 3), ("part_3_1", 4)),
+    "coco-no-head": (("backbone", None), ("part_2", 2)),
+}
+#: order of the paths' pooled parts in the output
+OUTPUT_ORDER = ("part_2", "part_2_2", "part_3_1", "backbone")
+
+
+class GPGaitPlusPlusBranch(nn.Module):
+    """One input branch (the original's ``NewNet``), ``[N, first_c, T, V] -> [n, C, parts]``.
+
+    Data BatchNorm over the flattened (joint, channel) axis per frame; 3 shared blocks
+    ``first_c -> c_1 -> c_2 -> c_3`` on partition 1; then per path the blocks
+    ``c_3 -> ... -> c_L`` (none when ``len(in_channels) == 4``); per path, max over each
+    sequence's frames and semantic pyramid pooling over that path's parts; the paths' parts
+    concatenated as part_2, part_2_2, part_3_1, backbone.
+
+    Args:
+        in_channels: widths ``[c_0, c_1, ..., c_L]``; ``c_0`` is ignored (``first_c`` is the
+            branch's input width, as in the original).
+        first_c: input channels of this branch (2 for positions and bones, 1 for angles).
+        joint_format: ``coco`` (4 paths, 8 parts) or ``coco-no-head`` (2 paths, 3 parts).
+        mask: part masks in the blocks (see :class:`Part_AGCN_TCN`).
+    """
+
+    def __init__(self, in_channels: Sequence[int], first_c: int, joint_format: str, mask: bool = True) -> None:
+        super().__init__()
+        fmt = get_joint_format(joint_format)
+        partitions = PARTITIONS[fmt.name]
+        self.joint_format = fmt.name
+        self.first_c = first_c
+        self.num_joints = fmt.num_joints
+        widths = [first_c, *in_channels[1:]]
+        # a constant, one tensor per branch and not in the state dict (the original's has no A key)
+        self.register_buffer("A", spatial_adjacency(fmt.name, max_hop=2), persistent=False)
+        self.data_bn = nn.BatchNorm1d(first_c * self.num_joints)
+        self.layer_share = nn.ModuleList(
+            Part_AGCN_TCN(widths[i], widths[i + 1], fmt.name, mask) for i in range(SHARE_NUM)
+        )
+        self.path_parts: Dict[str, Optional[int]] = dict(PATHS[fmt.name])
+        for name, part in PATHS[fmt.name]:
+            self.add_module(name, nn.ModuleList(
+                Part_AGCN_TCN(widths[i], widths[i + 1], fmt.name, mask) for i in range(SHARE_NUM, len(widths) - 1)
+            ))
+        self.pools = nn.ModuleDict({
+            name: SemanticPyramidPooling(partitions[0 if part is None else part]) for name, part in PATHS[fmt.name]
+        })
+
+    @property
+    def num_parts(self) -> int:
+        return sum(pool.num_parts for pool in self.pools.values())
+
+    def forward(self, x: torch.Tensor, segments: Optional[Segments] = None) -> torch.Tensor:
+        n, c, t, v = x.shape
+        if c != self.first_c or v != self.num_joints:
+            raise ValueError(
+                f"GPGait++ branch ({self.joint_format}) expects [N, {self.first_c}, T, {self.num_joints}], "
+                f"got shape {tuple(x.shape)}"
+            )
+        # data BN per frame over the (joint, channel) axis, joint-major (channel v * C + c)
+        x = self.data_bn(x.permute(0, 3, 1, 2).reshape(n, v * c, t))
+        x = x.view(n, v, c, t).permute(0, 2, 3, 1).contiguous()
+        for block in self.layer_share:
+            x = block(x, self.A, SHARED_PARTITION, segments)
+        pooled = {}
+        for name, part in self.path_parts.items():
+            h = x
+            for block in getattr(self, name):
+                h = block(h, self.A, part, segments)
+            pooled[name] = self.pools[name](set_max_pool(h, segments))
+        return torch.cat([pooled[name] for name in OUTPUT_ORDER if name in pooled], dim=-1)
+
+
+class PartBNNecks(SeparateBNNecks):
+    """:class:`SeparateBNNecks` with the original GPGait++ parameter order (``fc_bin`` before
+    ``bn1d``), so state-dict keys and parameter order match its checkpoints."""
+
+    def __init__(self, parts: int, in_c: int, num_class: int) -> None:
+        nn.Module.__init__(self)
+        self.parts = parts
+        self.in_c = in_c
+        self.fc_bin = _part_weight(parts, in_c, num_class)
+        self.bn1d = nn.BatchNorm1d(in_c * parts)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@MODELS.register("GPGait_PlusPlus")
+class GPGaitPlusPlus(BaseModel):
+    """GPGait++; ``model_cfg``: ``in_channels`` (e.g. ``[2, 64, 64, 128, 256]``: 3 shared
+    blocks, then one path block per further width), ``num_class`` (training identities),
+    ``share_num`` (read for compatibility; always 3), ``mask`` (part masks in the blocks)."""
+
+    accepts_packed_sequences = True
+
+    def build_network(self, model_cfg: Dict[str, Any]) -> None:
+        self._build(**self.cfg_args(self._build, model_cfg))
+
+    def _build(self, in_channels: Sequence[int], num_class: int, share_num: int = SHARE_NUM,
+               mask: bool = True) -> None:
+        in_channels = list(in_channels)
+        if len(in_channels) < SHARE_NUM + 1 or not all(_positive_int(c) for c in in_channels):
+            raise ConfigError(
+                f"model_cfg.in_channels must be a list of at least {SHARE_NUM + 1} positive integers (3 shared "
+                f"blocks, then the path blocks), got {in_channels!r}"
+            )
+        if any(c < 8 for c in in_channels[1:]):
+            raise ConfigError(
+                f"model_cfg.in_channels: every block width (entries after the first) must be at least 8, got "
+                f"{in_channels!r}"
+            )
+        if not _positive_int(num_class):
+            raise ConfigError(f"model_cfg.num_class must be a positive integer, got {num_class!r}")
+        if share_num != SHARE_NUM:
+            logger.warning(
+                "model_cfg.share_num is %s, but GPGait_PlusPlus always builds %d shared blocks per branch "
+                "(the original ignores share_num too, and its checkpoints need 3); using %d",
+                share_num, SHARE_NUM, SHARE_NUM,
+            )
+        self.num_class = num_class
+        self.mask = bool(mask)
+        self.pose = GPGaitPlusPlusBranch(in_channels, first_c=2, joint_format="coco", mask=mask)
+        self.bone = GPGaitPlusPlusBranch(in_channels, first_c=2, joint_format="coco", mask=mask)
+        self.angle = GPGaitPlusPlusBranch(in_channels, first_c=1, joint_format="coco-no-head", mask=mask)
+        self.num_parts = self.pose.num_parts + self.bone.num_parts + self.angle.num_parts
+        width = in_channels[-1]
+        self.head = SeparateFCs(self.num_parts, width, width)
+        self.BNNecks = PartBNNecks(self.num_parts, width, num_class)
+
+    def forward(self, inputs: Any) -> Dict[str, Dict[str, Any]]:
+        ipts, labels, _, _, seq_lengths = inputs
+        x = ipts[0]
+        if x.dim() != 5 or x.shape[1] < INPUT_CHANNELS or x.shape[3] != NUM_JOINTS or x.shape[4] != 1:
+            raise ValueError(
+                "GPGait_PlusPlus expects HOD_MultiInput + SkeletonInput features [N, 6, T, 17, 1] (channels x, y, "
+                f"bone x, bone y, angle, 0; COCO joints), got shape {tuple(x.shape)}"
+            )
+        x = x[..., 0]  # [N, C, T, V]
+        segments = make_segments(seq_lengths, x)
+        parts = torch.cat([
+            self.pose(x[:, 0:2], segments),
+            self.bone(x[:, 2:4], segments),
+            self.angle(x[:, 4:5, :, ANGLE_JOINTS], segments),
+        ], dim=-1)  # [n, C, 19]
+        embed = self.head(parts)
+        features, logits = self.BNNecks(embed)
+        return {
+            "training_feat": {
+                "triplet": {"embeddings": embed, "labels": labels},
+                "softmax": {"logits": logits, "labels": labels},
+            },
+            # a few real poses (x, y per joint and frame); the original logs a reshaped view of
+            # the input memory that is not a pose image (docs/upstream_differences.md)
+            "visual_summary": pose_summary(x[:, 0:2].permute(0, 2, 3, 1)),
+            "inference_feat": {"embeddings": features},
+        }
