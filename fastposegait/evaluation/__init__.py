@@ -1,7 +1,8 @@
 """Evaluation: distances, ranking metrics and the benchmark protocols.
 
 Importing this package registers the protocols in :data:`fastposegait.registry.EVALUATORS`
-(``evaluate_indoor_dataset``, ``evaluate_real_scene``, ``GREW_submission``, ``evaluate_Gait3D``).
+(``evaluate_indoor_dataset`` — CASIA-B, OUMVLP, SUSTech1K —, ``evaluate_real_scene``,
+``GREW_submission``, ``evaluate_Gait3D``, ``evaluate_CCPG``).
 """
 from .distance import compute_distance, iter_distance_chunks
 from .ranking import (
@@ -12,6 +13,7 @@ from .ranking import (
     rank_indexed,
     smallest_k_stable,
 )
+from .ccpg import CCPG_GROUPS, evaluate_CCPG
 from .protocols import (
     INDOOR_CROSS_VIEW,
     INDOOR_SINGLE_VIEW,
@@ -20,6 +22,7 @@ from .protocols import (
     evaluate_indoor_dataset,
     evaluate_real_scene,
 )
+from .sustech1k import SUSTECH1K_CONDITIONS
 
 __all__ = [
     "compute_distance",
@@ -36,4 +39,7 @@ __all__ = [
     "evaluate_real_scene",
     "GREW_submission",
     "evaluate_Gait3D",
+    "evaluate_CCPG",
+    "CCPG_GROUPS",
+    "SUSTECH1K_CONDITIONS",
 ]

@@ -35,6 +35,7 @@ from ..registry import EVALUATORS, UnknownNameError
 from .common import PREFIX, _as_list, _fmt_types, _log_table, _round2, _TestSet, _unpack
 from .distance import auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
+from .sustech1k import sustech1k_single_view
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +92,11 @@ INDOOR_CROSS_VIEW: Mapping[str, IndoorProtocol] = MappingProxyType(
     }
 )
 
+SUSTECH1K = "SUSTech1K"
+
 #: Where to send datasets that have a protocol of their own.
 OTHER_PROTOCOLS: Mapping[str, str] = MappingProxyType(
-    {"GREW": "evaluate_real_scene (or GREW_submission)", "Gait3D": "evaluate_Gait3D"}
+    {"GREW": "evaluate_real_scene (or GREW_submission)", "Gait3D": "evaluate_Gait3D", "CCPG": "evaluate_CCPG"}
 )
 
 
@@ -126,10 +129,13 @@ def _indoor_protocol(dataset: str, cross_view_gallery: bool) -> IndoorProtocol:
     table = INDOOR_CROSS_VIEW if cross_view_gallery else INDOOR_SINGLE_VIEW
     if dataset in table:
         return table[dataset]
+    supported = list(table) if cross_view_gallery else [*table, SUSTECH1K]
     hint = f" Use {OTHER_PROTOCOLS[dataset]} for {dataset}." if dataset in OTHER_PROTOCOLS else ""
+    if dataset == SUSTECH1K:
+        hint = " SUSTech1K has the single-view-gallery protocol only: set evaluator_cfg.cross_view_gallery to false."
     raise UnknownNameError(
-        f"evaluate_indoor_dataset: unsupported dataset {dataset!r} (test_dataset_name); "
-        f"supported: {', '.join(table)}.{hint}"
+        f"evaluate_indoor_dataset: unsupported dataset {dataset!r} (test_dataset_name)"
+        f"{' with cross_view_gallery' if cross_view_gallery else ''}; supported: {', '.join(supported)}.{hint}"
     )
 
 
@@ -329,7 +335,7 @@ def evaluate_indoor_dataset(
     device: Optional[Union[str, torch.device]] = None,
     chunk_size: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """CASIA-B / OUMVLP protocols.
+    """CASIA-B / OUMVLP (and SUSTech1K) protocols.
 
     *Single-view gallery* (default): for every condition, probe view v₁ and gallery view v₂,
     ``acc[v₁, v₂]`` = rank-1 accuracy of the condition's v₁ probes against the v₂ gallery,
@@ -345,9 +351,9 @@ def evaluate_indoor_dataset(
 
     Args:
         data: ``{'embeddings': [N, C, P], 'labels', 'types', 'views'}`` in index order.
-        dataset: ``CASIA-B`` or ``OUMVLP`` (anything else is a ``KeyError`` listing these;
-            SUSTech1K, the original's third indoor set, is not supported:
-            docs/upstream_differences.md, "SUSTech1K protocol").
+        dataset: ``CASIA-B``, ``OUMVLP`` or ``SUSTech1K`` (single-view gallery only; its
+            substring-matched conditions and rank-1…5 tables are in
+            :mod:`fastposegait.evaluation.sustech1k`); anything else is a ``KeyError`` listing these.
         metric: ``euc`` or ``cos``.
         cross_view_gallery: use the cross-view-gallery variant.
         device: where to compute (default: the embeddings' device, or CUDA if available for NumPy).
@@ -357,6 +363,8 @@ def evaluate_indoor_dataset(
         EvaluationError: (a ``ValueError``) an empty probe cell or gallery view, fewer than 2
             views (single-view), or a probe left without any gallery sequence (cross-view).
     """
+    if dataset == SUSTECH1K and not cross_view_gallery:
+        return sustech1k_single_view(_unpack(data, f"evaluate_indoor_dataset({dataset})", device), metric, chunk_size)
     protocol = _indoor_protocol(dataset, cross_view_gallery)
     test = _unpack(data, f"evaluate_indoor_dataset({dataset})", device)
     if cross_view_gallery:

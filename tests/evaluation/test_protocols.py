@@ -297,12 +297,19 @@ def test_protocol_tables_are_frozen():
     assert [c.name for c in INDOOR_CROSS_VIEW["CASIA-B"].conditions] == ["NM", "BG", "CL"]
 
 
-@pytest.mark.parametrize("dataset", ["SUSTech1K", "GREW", "casia-b"])
+@pytest.mark.parametrize("dataset", ["CCPG", "GREW", "casia-b"])
 def test_unknown_indoor_dataset(dataset):
-    with pytest.raises(KeyError, match="supported: CASIA-B, OUMVLP") as info:
+    with pytest.raises(KeyError, match="supported: CASIA-B, OUMVLP, SUSTech1K") as info:
         evaluate_indoor_dataset(CASIA, dataset)
     if dataset == "GREW":
         assert "evaluate_real_scene" in str(info.value)
+    if dataset == "CCPG":
+        assert "evaluate_CCPG" in str(info.value)
+
+
+def test_sustech1k_has_no_cross_view_gallery():
+    with pytest.raises(KeyError, match="SUSTech1K has the single-view-gallery protocol only"):
+        evaluate_indoor_dataset(CASIA, "SUSTech1K", cross_view_gallery=True)
 
 
 def _drop(data, keep):
