@@ -1,6 +1,6 @@
 """Every shipped config builds a model with exactly the upstream parameter count.
 
-REFERENCE_PARAMS is the full table of reference parameter counts (33 upstream configs,
+REFERENCE_PARAMS is the full table of reference parameter counts (39 upstream configs,
 counts measured by building the original code). Rows are checked for the model
 families listed in FAMILIES; a family joins the check by adding its folder name there, once
 its model is registered and its configs exist. A listed row whose config is missing fails
@@ -16,7 +16,7 @@ from fastposegait.modeling import build_model, count_parameters
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 #: config folders whose rows are checked
-FAMILIES = ("gaitgraph1", "gaitgraph2", "gaittr", "gpgait")
+FAMILIES = ("gaitgraph1", "gaitgraph2", "gaittr", "gpgait", "gpgait++")
 
 #: config path (relative to configs/) -> reference parameter count
 REFERENCE_PARAMS = {
@@ -53,6 +53,12 @@ REFERENCE_PARAMS = {
     "gpgait/gpgait_Gait3D.yaml": 18_640_274,
     "gpgait/gpgait_OUMVLP.yaml": 32_479_008,
     "gpgait/gpgait_SUSTech1K.yaml": 4_510_874,
+    "gpgait++/gpgait++.yaml": 5_227_539,
+    "gpgait++/gpgait++_CCPG.yaml": 5_354_003,
+    "gpgait++/gpgait++_GREW.yaml": 108_777_035,
+    "gpgait++/gpgait++_Gait3D.yaml": 20_532_043,
+    "gpgait++/gpgait++_OUMVLP.yaml": 36_561_227,  # share_num 4 in the config, 3 built (as the original)
+    "gpgait++/gpgait++_SUSTech1K.yaml": 6_083_603,
 }
 
 #: demo config -> the CASIA-B config whose architecture it must keep
@@ -71,8 +77,8 @@ CHECKED = sorted(p for p in REFERENCE_PARAMS if _family(p) in FAMILIES)
 
 
 def test_table_is_the_full_reference():
-    assert len(REFERENCE_PARAMS) == 33
-    assert {_family(p) for p in REFERENCE_PARAMS} == {"gaitgraph1", "gaitgraph2", "gaittr", "gpgait"}
+    assert len(REFERENCE_PARAMS) == 39
+    assert {_family(p) for p in REFERENCE_PARAMS} == {"gaitgraph1", "gaitgraph2", "gaittr", "gpgait", "gpgait++"}
     assert set(FAMILIES) <= {_family(p) for p in REFERENCE_PARAMS}
 
 
