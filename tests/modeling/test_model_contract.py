@@ -123,6 +123,13 @@ SPECS: Dict[str, Spec] = {
         embedding=(16, 19),  # 8 pose + 8 bone + 3 angle parts
         logged=frozenset({"scalar/triplet/hard_loss", "scalar/softmax/loss", "scalar/softmax/accuracy"}),
     ),
+    "GPGait_PlusPlus": Spec(
+        model_cfg={"model": "GPGait_PlusPlus", "in_channels": [2, 8, 8, 8, 16], "num_class": 6, "share_num": 3,
+                   "mask": True},
+        config="configs/gpgait++/gpgait++.yaml",
+        embedding=(16, 19),  # 8 pose + 8 bone + 3 angle parts
+        logged=frozenset({"scalar/triplet/hard_loss", "scalar/softmax/loss", "scalar/softmax/accuracy"}),
+    ),
     "RawJointsNN": Spec(
         model_cfg={"model": "RawJointsNN", "joint_format": "coco"},
         config="configs/demo/raw_joints_nn.yaml",
