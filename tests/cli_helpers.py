@@ -70,13 +70,13 @@ TINY = {
         ],
         "embedding": (32, 1),  # TTA: mean of the sequence and its reversal
         "logged": ["SupConLoss_loss="],
-        "trained_keys": ["backbone.main_stream.3.edge"],
+        "trained_keys": ["ResGCN.backbone.3.edge"],
     },
     "GaitGraph2": {
         "overrides": TINY_GAITGRAPH2,
         "embedding": (3 * 32, 1),  # TTA: original | reversed | flipped
         "logged": ["SupConLoss_loss="],
-        "trained_keys": ["backbone.fcn.weight", "backbone.main_stream.1.edge"],
+        "trained_keys": ["ResGCN.fcn.weight", "ResGCN.backbone.1.edge"],
     },
     "GaitTR": {
         "overrides": [
@@ -88,7 +88,7 @@ TINY = {
         ],
         "embedding": (32, 1),
         "logged": ["triplet_hard_loss="],
-        "trained_keys": ["backbone.1.st.attention.qkv.weight"],
+        "trained_keys": ["backbone.1.st.attention_conv.qkv_conv.weight"],
     },
     "gpgait": {
         "overrides": [
@@ -100,8 +100,8 @@ TINY = {
         ],
         "embedding": (16, 19),
         "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
-        "trained_keys": ["pose.paths.part_2.blocks.0.gcn.PA", "angle.layer_share.0.gcn.conv_d.0.weight",
-                         "bnnecks.fc_bin"],
+        "trained_keys": ["pose.part_2.0.asg.PA", "angle.layer_share.0.asg.conv_d.0.weight",
+                         "BNNecks.fc_bin"],
     },
     "RawJointsNN": {"overrides": [], "embedding": (4 * 17, 1), "logged": [], "trained_keys": []},
 }

@@ -1,10 +1,17 @@
 """Checkpoints: atomic writes, safe loads, and the upstream naming scheme.
 
 ``output/<dataset>/<model>/<save_name>/checkpoints/<save_name>-<iteration:05d>.pt`` holds
-the unwrapped model's state dict, the optimizer, scheduler and (for AMP) grad-scaler states,
-the iteration, how many batches the sampler has produced, and every rank's RNG states, so a
-resumed run continues exactly where the saved one was. Files are written to a temp file,
-fsynced and renamed, and loaded with ``weights_only=True`` (no code runs from a checkpoint).
+upstream's entries — ``model`` (the unwrapped model's state dict, with upstream's key names),
+``optimizer``, ``scheduler``, ``iteration`` — so upstream's code loads it, plus the (AMP)
+grad-scaler state, how many batches the sampler has produced, learnable loss parameters and
+every rank's RNG states, so a resumed run continues exactly where the saved one was. Files
+are written to a temp file, fsynced and renamed, and loaded with ``weights_only=True`` (no
+code runs from a checkpoint).
+
+Checkpoints from elsewhere load too: upstream FastPoseGait's own files (only its four
+entries: a resume from one continues at its iteration but cannot be bit-exact, and says so),
+and this project's files from before its models took upstream's key names (renamed through
+:mod:`fastposegait.modeling.legacy_keys`, optimizer state reordered; one log line).
 """
 from __future__ import annotations
 
@@ -13,13 +20,14 @@ import pickle
 import random
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
 from ..data.io import atomic_write
 from ..errors import CheckpointError
+from ..modeling.legacy_keys import is_legacy_state, translate_legacy_keys
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +111,82 @@ def remove_stale_temps(checkpoint_dir: Path) -> int:
     return removed
 
 
+def _legacy_model_state(model: torch.nn.Module, state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """``state`` under today's key names if it is a state dict with this project's old names
+    that fits ``model`` better so; else None. Constant buffers the old files lack (the
+    adjacency each GaitGraph input branch saves) are taken from the model."""
+    own = model.state_dict()
+    if all(k in own for k in state) or not is_legacy_state(state):
+        return None
+    renamed = translate_legacy_keys(state)
+    if sum(k in own for k in renamed) <= sum(k in own for k in state):
+        return None
+    persistent_constants = {name for name, _ in model.named_buffers() if name.endswith(".A")}
+    for key in own:
+        if key not in renamed and key in persistent_constants:
+            renamed[key] = own[key].clone()
+    return renamed
+
+
+def translate_legacy_checkpoint(ckpt: Dict[str, Any], model: torch.nn.Module, path: Path) -> bool:
+    """Rename the ``model`` entry of a checkpoint with this project's pre-upstream key names to
+    today's names, and reorder its ``optimizer`` state to today's parameter order (an optimizer
+    state indexes parameters by position). Modifies ``ckpt``; returns whether it was such a
+    checkpoint. One log line says so."""
+    state = ckpt.get("model")
+    if not isinstance(state, Mapping):
+        return False
+    renamed = _legacy_model_state(model, state)
+    if renamed is None:
+        return False
+    ckpt["model"] = renamed
+    note = ""
+    if isinstance(ckpt.get("optimizer"), Mapping):
+        names = [name for name, p in model.named_parameters() if p.requires_grad]
+        old_order = [key for key in renamed if key in set(names)]  # the old file's own parameter order
+        permuted = _reorder_optimizer_state(ckpt["optimizer"], old_order, names)
+        if permuted is None:
+            note = "; its optimizer state does not match the model's parameters and is left as it is"
+        else:
+            ckpt["optimizer"] = permuted
+            note = ", optimizer state reordered to the new parameter order"
+    logger.warning("%s uses FastPoseGait's pre-upstream state-dict key names; translated to upstream's names "
+                   "(docs/upstream_differences.md, \"Checkpoint key names\")%s", path, note)
+    return True
+
+
+def _reorder_optimizer_state(optimizer_state: Mapping[str, Any], old_order: List[str],
+                             new_order: List[str]) -> Optional[Dict[str, Any]]:
+    """An optimizer state whose per-parameter entries follow ``new_order`` instead of
+    ``old_order`` (both lists of the same model parameter names; parameters after them, such
+    as a loss's class matrix, keep their place). None if it does not fit."""
+    groups = optimizer_state.get("param_groups")
+    per_param = optimizer_state.get("state")
+    if not isinstance(groups, list) or not isinstance(per_param, Mapping) or len(groups) != 1 \
+            or sorted(old_order) != sorted(new_order) or not isinstance(groups[0], Mapping):
+        return None
+    ids = list(groups[0].get("params", ()))
+    if len(ids) < len(new_order):
+        return None
+    old_position = {name: i for i, name in enumerate(old_order)}
+    source = [ids[old_position[name]] for name in new_order] + ids[len(new_order):]
+    reordered = {ids[j]: per_param[src] for j, src in enumerate(source) if src in per_param}
+    return {**optimizer_state, "state": reordered}
+
+
 def load_model_state(model: torch.nn.Module, state: Dict[str, Any], strict: bool, path: Path) -> List[str]:
     """Load ``state`` into ``model``; returns the model keys left at their initial values.
 
     ``strict``: every tensor must match by name and shape, else one :class:`CheckpointError`
     that counts and names the differences. Not strict: the tensors that match are loaded, the
-    others are named in a warning; a checkpoint of which no tensor fits is an error.
+    others are named in a warning; a checkpoint of which no tensor fits is an error. A state
+    dict with this project's pre-upstream key names is renamed first (one log line).
     """
+    renamed = _legacy_model_state(model, state)
+    if renamed is not None:
+        logger.warning("%s uses FastPoseGait's pre-upstream state-dict key names; translated to upstream's "
+                       "names (docs/upstream_differences.md, \"Checkpoint key names\")", path)
+        state = renamed
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -150,9 +227,10 @@ def _differences(missing: List[str], unexpected: List[str], reshaped: List[str],
     return ", ".join(parts)
 
 
-def load_checkpoint(path: Path) -> Dict[str, Any]:
+def load_checkpoint(path: Path, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
     """Load a checkpoint safely (tensors, numbers, strings and containers only) and check
-    that its ``model`` entry is a state dict of tensors."""
+    that its ``model`` entry is a state dict of tensors. With ``model``, a checkpoint with this
+    project's pre-upstream key names is translated for it (:func:`translate_legacy_checkpoint`)."""
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     try:
@@ -167,16 +245,28 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
                               f"{' '.join(str(exc).split())[:200]}); pass a .pt file this program wrote") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a FastPoseGait checkpoint (no 'model' entry)")
-    model = ckpt["model"]
-    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in model.items()):
+    state = ckpt["model"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
         raise CheckpointError(f"{path}: its 'model' entry is not a state dict of named tensors")
     for key in ("iteration", "batches_seen"):
         if key in ckpt and (not isinstance(ckpt[key], int) or isinstance(ckpt[key], bool) or ckpt[key] < 0):
             raise CheckpointError(f"{path}: its '{key}' entry is not an iteration count ({ckpt[key]!r})")
+    if model is not None:
+        translate_legacy_checkpoint(ckpt, model, path)
     return ckpt
 
 
 def rng_states_for_rank(ckpt: Dict[str, Any], rank: int) -> Dict[str, Any] | None:
+    """This rank's saved RNG states for a resume, or None. A checkpoint without them or without
+    the sampler's position (upstream's checkpoints hold only model, optimizer, scheduler and
+    iteration) still resumes, with one log line saying the run is not bit-exact."""
     states: List[Dict[str, Any]] = ckpt.get("rng", [])
+    if rank >= len(states) or "batches_seen" not in ckpt:
+        lacking = " and ".join(what for what, absent in (("random states", rank >= len(states)),
+                                                         ("sampler position", "batches_seen" not in ckpt)) if absent)
+        logger.warning("the checkpoint has no %s (as upstream FastPoseGait's checkpoints): resuming at iteration "
+                       "%s, but the run is not bit-exact with one that was never stopped (other random draws%s)",
+                       lacking, ckpt.get("iteration", "?"),
+                       ", batches counted from the iteration" if "batches_seen" not in ckpt else "")
     return states[rank] if rank < len(states) else None

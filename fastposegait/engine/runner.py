@@ -351,7 +351,7 @@ class Runner:
         if _no_restore(hint):
             return 0
         path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, self.model)  # renames (and reorders the optimizer of) an old-named checkpoint
         left = load_model_state(self.model, ckpt["model"], trainer.restore_ckpt_strict, path)
         if "loss" in ckpt:
             restore_losses(parts.losses, ckpt["loss"], path)

@@ -24,7 +24,7 @@ def test_a_checkpoint_of_other_widths_is_one_line_with_the_differences(tmp_path)
         load_model_state(model, state, strict=True, path=tmp_path / "x.pt")
     message = user_message(info.value)
     assert "\n" not in message and message.startswith(f"{tmp_path / 'x.pt'} does not fit model GaitGraph2")
-    assert "of another shape (e.g. backbone.main_stream.1." in message and "checkpoint [" in message
+    assert "of another shape (e.g. ResGCN.backbone.1." in message and "checkpoint [" in message
     assert "restore_ckpt_strict: false" in message
 
 

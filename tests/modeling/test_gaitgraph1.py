@@ -34,16 +34,16 @@ def run(model, x, labels=None):
 def test_parameter_counts_match_reference_per_submodule():
     model = build_model(CASIA_B)
     assert count_parameters(model) == 319_530
-    bb = model.backbone
-    assert len(bb.input_branches) == 1
-    branch = bb.input_branches[0]
+    bb = model.ResGCN  # upstream's names: head = input branches, backbone = main stream
+    assert len(bb.head) == 1
+    branch = bb.head[0]
     assert n_params(branch) == 47_962
     assert n_params(branch.bn) == 6
     assert [n_params(m) for m in branch.layers] == [39_108, 4_468, 4_380]
-    assert [n_params(m) for m in bb.main_stream] == [33_124, 13_412, 143_940, 48_196]
+    assert [n_params(m) for m in bb.backbone] == [33_124, 13_412, 143_940, 48_196]
     assert n_params(bb.fcn) == 32_896
     # every module carries its learnable edge importance 4 x V x V
-    assert all(m.edge.shape == (4, 17, 17) for m in [*branch.layers, *bb.main_stream])
+    assert all(m.edge.shape == (4, 17, 17) for m in [*branch.layers, *bb.backbone])
 
 
 def test_casia_b_config_builds_the_reference_model():
@@ -59,8 +59,8 @@ def test_initialisation_zeroes_bottleneck_last_bn():
     bn_up = [m for name, m in model.named_modules() if name.endswith("bn_up")]
     assert len(bn_up) == 2 * 6  # spatial + temporal of the 2 Bottleneck branch modules and 4 main-stream ones
     assert all((m.weight == 0).all() for m in bn_up)
-    assert model.backbone.fcn.weight.std().item() == pytest.approx(0.001, rel=0.1)
-    assert (model.backbone.fcn.bias == 0).all()
+    assert model.ResGCN.fcn.weight.std().item() == pytest.approx(0.001, rel=0.1)
+    assert (model.ResGCN.fcn.bias == 0).all()
 
 
 def test_train_output_is_two_normalised_views_of_each_time_half():
@@ -78,8 +78,8 @@ def test_train_output_is_two_normalised_views_of_each_time_half():
     assert out["visual_summary"]["image/pose"].shape == (4, 120, 17, 3)
     assert torch.equal(out["visual_summary"]["image/pose"][1, 7], x[1, :, 7, :, 0].t())  # [V, C] of frame 7
     with torch.no_grad():
-        first = F.normalize(model.backbone(x[:, :, :60].permute(0, 4, 1, 2, 3)), dim=1)
-        second = F.normalize(model.backbone(x[:, :, 60:].permute(0, 4, 1, 2, 3)), dim=1)
+        first = F.normalize(model.ResGCN(x[:, :, :60].permute(0, 4, 1, 2, 3)), dim=1)
+        second = F.normalize(model.ResGCN(x[:, :, 60:].permute(0, 4, 1, 2, 3)), dim=1)
     assert torch.allclose(feats[:, 0], first, atol=1e-5)
     assert torch.allclose(feats[:, 1], second, atol=1e-5)
 
@@ -95,8 +95,8 @@ def test_eval_shapes_and_tta_is_mean_of_sequence_and_reversal():
         # reference: embed each sequence on its own, reversal built with numpy
         reversed_np = torch.from_numpy(np.ascontiguousarray(x.numpy()[:, :, ::-1]))
         single = torch.stack([
-            (F.normalize(model.backbone(x[i:i + 1].permute(0, 4, 1, 2, 3)), dim=1)
-             + F.normalize(model.backbone(reversed_np[i:i + 1].permute(0, 4, 1, 2, 3)), dim=1))[0] / 2
+            (F.normalize(model.ResGCN(x[i:i + 1].permute(0, 4, 1, 2, 3)), dim=1)
+             + F.normalize(model.ResGCN(reversed_np[i:i + 1].permute(0, 4, 1, 2, 3)), dim=1))[0] / 2
             for i in range(4)])
     assert emb.shape == (4, 128, 1)
     assert torch.allclose(emb[..., 0], (forward + backward) / 2, atol=1e-6)
@@ -139,7 +139,9 @@ def test_bad_config_and_inputs_are_clear_errors():
 def test_buffers_follow_the_module():
     model = build_model(CASIA_B)
     names = dict(model.named_buffers())
-    assert "backbone.A" in names and names["backbone.A"].shape == (4, 17, 17)
-    assert "backbone.A" not in model.state_dict()  # a constant, rebuilt from the config
+    assert "ResGCN.A" in names and names["ResGCN.A"].shape == (4, 17, 17)
+    assert "ResGCN.A" not in model.state_dict()  # the main stream's copy: a constant, rebuilt from the config
+    # the input branch saves its copy, as upstream's checkpoints do
+    assert torch.equal(model.state_dict()["ResGCN.head.0.A"], names["ResGCN.A"])
     model.double()
-    assert model.backbone.A.dtype == torch.float64
+    assert model.ResGCN.A.dtype == torch.float64 and model.ResGCN.head[0].A.dtype == torch.float64

@@ -20,11 +20,11 @@ def n_params(module):
 def test_parameter_counts_match_reference():
     model = build_model(CASIA_B)
     assert count_parameters(model) == 350_822
-    bb = model.backbone
-    assert [n_params(b) for b in bb.input_branches] == [43_882] * 3
-    assert [n_params(b.bn) for b in bb.input_branches] == [10] * 3
-    assert [n_params(m) for m in bb.input_branches[0].layers] == [39_492, 4_380]
-    assert [n_params(m) for m in bb.main_stream] == [42_340, 143_940]
+    bb = model.ResGCN  # upstream's names: head = input branches, backbone = main stream
+    assert [n_params(b) for b in bb.head] == [43_882] * 3
+    assert [n_params(b.bn) for b in bb.head] == [10] * 3
+    assert [n_params(m) for m in bb.head[0].layers] == [39_492, 4_380]
+    assert [n_params(m) for m in bb.backbone] == [42_340, 143_940]
     assert n_params(bb.fcn) == 32_896
     assert count_parameters(build_model(WIDE)) == 763_178
     assert count_parameters(build_model(dict(WIDE, joint_format="alphapose"))) == 765_278
@@ -48,7 +48,7 @@ def test_initialisation():
             assert (m.bias == 0).all()
             bound = (6 / (m.weight[0].numel() + m.weight.shape[0] * m.weight[0, 0].numel())) ** 0.5
             assert m.weight.abs().max() <= bound + 1e-6
-    assert model.backbone.fcn.weight.std().item() == pytest.approx(0.001, rel=0.1)
+    assert model.ResGCN.fcn.weight.std().item() == pytest.approx(0.001, rel=0.1)
 
 
 def batch(n=4, t=60, seed=0):

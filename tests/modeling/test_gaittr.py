@@ -42,11 +42,11 @@ def test_parameter_counts_match_reference_per_block():
     assert n_params(model.data_bn) == 340
     assert n_params(model.fcn) == 32_896
     # inside the first block (10 -> 64): tcn 10*10*9+10 + BN 20; st: data BN 340, qkv 10*96+96,
-    # projection 64*64+64, BN 128; rs 10*64+64 + 128; down 10*64+64 + 128
+    # projection 64*64+64, BN 128; residual_s 10*64+64 + 128; down 10*64+64 + 128
     first = model.backbone[0]
     assert n_params(first.tcn) == 930
     assert n_params(first.st) == 340 + 1_056 + 4_160 + 128
-    assert n_params(first.rs) == n_params(first.down) == 832
+    assert n_params(first.residual_s) == n_params(first.down) == 832
 
 
 @pytest.mark.parametrize("widths,num_class,fmt,expected", [
@@ -99,7 +99,7 @@ def attention_reference(layer, x):
     """Per frame and per head with explicit loops: softmax over key joints of q.k, q scaled
     by (dk / heads) ** -0.5, weighted sum of values, heads concatenated, then the projection."""
     B, _, _, V = x.shape
-    qkv = F.conv2d(x, layer.qkv.weight, layer.qkv.bias)[:, :, 0]  # [B, 2dk+dv, V]
+    qkv = F.conv2d(x, layer.qkv_conv.weight, layer.qkv_conv.bias)[:, :, 0]  # [B, 2dk+dv, V]
     dk, dv, h = layer.dk, layer.dv, layer.heads
     q, k, v = qkv[:, :dk], qkv[:, dk:2 * dk], qkv[:, 2 * dk:]
     out = torch.zeros(B, dv, V)
@@ -111,7 +111,7 @@ def attention_reference(layer, x):
             for i in range(V):
                 weights = torch.softmax(torch.stack([qs[:, i] @ ks[:, j] for j in range(V)]), 0)
                 out[b, head * dv // h:(head + 1) * dv // h, i] = sum(weights[j] * vs[:, j] for j in range(V))
-    return F.conv2d(out[:, :, None], layer.proj.weight, layer.proj.bias)
+    return F.conv2d(out[:, :, None], layer.attn_out.weight, layer.attn_out.bias)
 
 
 def test_spatial_attention_matches_loop_reference():
@@ -135,7 +135,7 @@ def test_spatial_transformer_treats_frames_independently_and_normalises_per_join
         var = st.data_bn.running_var.view(6, 5)[None, :, None, :]
         normed = (x - mean) / torch.sqrt(var + 1e-5)
         for t in range(4):
-            frame = st.attention(normed[:, :, t:t + 1])
+            frame = st.attention_conv(normed[:, :, t:t + 1])
             ref = st.bn(F.mish(frame))
             assert torch.allclose(y[:, :, t:t + 1], ref, atol=1e-5)
     assert y.shape == (2, 32, 4, 5)
@@ -148,10 +148,10 @@ def test_block_residual_wiring():
         x = torch.randn(2, in_c, 6, 5)
         with torch.no_grad():
             x0 = block.tcn(x) + x
-            expected = block.st(x0) + (x0 if in_c == out_c else block.rs(x0))
+            expected = block.st(x0) + (x0 if in_c == out_c else block.residual_s(x0))
             expected = expected + (x if in_c == out_c else block.down(x))
             assert torch.allclose(block(x), expected, atol=1e-5)
-    assert isinstance(TCNSTBlock(32, 32, 5).rs, torch.nn.Identity)
+    assert isinstance(TCNSTBlock(32, 32, 5).residual_s, torch.nn.Identity)
     down = TCNSTBlock(16, 32, 5).down
     assert down.conv.kernel_size == (1, 1) and down.drop.p == 0.0
 

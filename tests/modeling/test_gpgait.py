@@ -51,13 +51,18 @@ def test_parameter_counts_match_reference():
     assert count_parameters(model) == 3_654_810
     assert [n_params(b) for b in (model.pose, model.bone, model.angle)] == [803_193, 803_193, 433_576]
     assert n_params(model.head) == 1_245_184
-    assert n_params(model.bnnecks) == 369_664
+    assert n_params(model.BNNecks) == 369_664
     for branch in (model.pose, model.bone):
         assert n_params(branch.data_bn) == 68
         assert n_params(branch.layer_share) == 69_033
-        assert list(branch.paths) == ["part_2", "part_2_2", "part_3_1", "backbone"]
-        assert [n_params(p) for p in branch.paths.values()] == [183_523] * 4
-    assert list(model.angle.paths) == ["part_2", "backbone"]
+        assert branch.path_names == ("part_2", "part_2_2", "part_3_1", "backbone")  # output order
+        assert [n_params(branch.path_blocks(p)) for p in branch.path_names] == [183_523] * 4
+    assert model.angle.path_names == ("part_2", "backbone")
+    # registered (initialised, saved, optimised) in upstream's order: bone, pose, angle; inside a
+    # branch the whole-graph path first
+    assert [name for name, _ in model.named_children()] == ["bone", "pose", "angle", "head", "BNNecks"]
+    assert [name for name, _ in model.pose.named_children()][:6] == \
+        ["data_bn", "layer_share", "backbone", "part_2", "part_2_2", "part_3_1"]
 
 
 def test_registered_under_both_names_and_accepts_packed_batches():
@@ -94,7 +99,7 @@ def test_initialisation():
     assert fc.shape == (19, 256, 256)
     bound = (6 / (256 * 256 + 19 * 256)) ** 0.5
     assert fc.abs().max() <= bound and fc.abs().max() > 0.9 * bound
-    assert model.bnnecks.fc_bin.shape == (19, 256, 74)
+    assert model.BNNecks.fc_bin.shape == (19, 256, 74)
 
 
 # ------------------------------------------------------------------------------------------
@@ -148,8 +153,9 @@ def test_part_masks_are_built_once_as_buffers_of_the_right_partitions():
         assert f"{name}.share_mask" in buffers and f"{name}.A" in buffers
         assert f"{name}.share_mask" not in state  # constants, not checkpoint content
         for path, index in paths.items():
-            assert torch.equal(branch.paths[path].mask, brute_force_mask(SPEC_PARTITIONS[fmt][index], v))
-        assert branch.paths["backbone"].mask is None
+            assert torch.equal(branch.path_mask(path), brute_force_mask(SPEC_PARTITIONS[fmt][index], v))
+            assert f"{name}.{path}_mask" in buffers and f"{name}.{path}_mask" not in state
+        assert branch.path_mask("backbone") is None
         assert torch.equal(branch.A, spatial_adjacency(fmt, max_hop=2))
         assert branch.A.shape == (3, v, v)
     # the part-wise head is the only thing that changes between coco paths

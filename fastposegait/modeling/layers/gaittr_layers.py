@@ -4,6 +4,11 @@ frame, combined with residuals into :class:`TCNSTBlock` (docs/models.md#gaittr).
 
 Shapes: ``N`` sequences, ``C`` channels, ``T`` frames, ``V`` joints; blocks work on
 ``[N, C, T, V]``.
+
+Attribute names and their registration order are upstream's, so state dicts (and optimizer
+states, which follow the parameter order) move both ways: ``st.bn`` before ``st.data_bn``
+and ``st.attention_conv`` (queries/keys/values ``qkv_conv``, output ``attn_out``), and the
+spatial shortcut ``residual_s``.
 """
 from __future__ import annotations
 
@@ -68,19 +73,19 @@ class SpatialSelfAttention(nn.Module):
                 f"(dk = int({KEY_FRACTION} * out_channels), dv = out_channels)"
             )
         self.dk, self.dv, self.heads = dk, dv, heads
-        self.qkv = nn.Conv2d(in_channels, 2 * dk + dv, 1)
-        self.proj = nn.Conv2d(dv, dv, 1)
+        self.qkv_conv = nn.Conv2d(in_channels, 2 * dk + dv, 1)  # queries, keys, values
+        self.attn_out = nn.Conv2d(dv, dv, 1)  # mixes the heads' outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, T, V = x.shape
         h = self.heads
-        q, k, v = self.qkv(x).split([self.dk, self.dk, self.dv], dim=1)
+        q, k, v = self.qkv_conv(x).split([self.dk, self.dk, self.dv], dim=1)
         q = q.reshape(B, h, self.dk // h, T * V) * (self.dk // h) ** -0.5
         k = k.reshape(B, h, self.dk // h, T * V)
         v = v.reshape(B, h, self.dv // h, T * V)
         weights = torch.softmax(q.transpose(2, 3) @ k, dim=-1)  # [B, h, query joint, key joint]
         out = (weights @ v.transpose(2, 3)).transpose(2, 3)  # [B, h, dv/h, T*V]
-        return self.proj(out.reshape(B, self.dv, T, V))
+        return self.attn_out(out.reshape(B, self.dv, T, V))
 
 
 class SpatialTransformer(nn.Module):
@@ -94,17 +99,17 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, num_joints: int, heads: int = NUM_HEADS) -> None:
         super().__init__()
+        self.bn = nn.BatchNorm2d(out_channels)  # the output norm; registered first, as upstream
         self.data_bn = nn.BatchNorm1d(in_channels * num_joints)
-        self.attention = SpatialSelfAttention(in_channels, int(KEY_FRACTION * out_channels), out_channels, heads)
+        self.attention_conv = SpatialSelfAttention(in_channels, int(KEY_FRACTION * out_channels), out_channels, heads)
         self.act = Mish()
-        self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N, C, T, V = x.shape
         # data normalisation: one channel per (c, v), statistics over batch and frames
         x = self.data_bn(x.permute(0, 1, 3, 2).reshape(N, C * V, T)).reshape(N, C, V, T)
         x = x.permute(0, 3, 1, 2).reshape(N * T, C, 1, V)  # every frame a sample
-        y = self.attention(x)
+        y = self.attention_conv(x)
         y = y.reshape(N, T, -1, V).permute(0, 2, 1, 3)  # [N, out, T, V]
         return self.bn(self.act(y))
 
@@ -117,7 +122,7 @@ class TCNSTBlock(nn.Module):
     """One GaitTR block ``[N, in, T, V] -> [N, out, T, V]``::
 
         x0 = tcn(x) + x                       # temporal unit, in -> in
-        y  = st(x0) + rs(x0)                  # spatial transformer; rs: identity or 1x1 conv + BN
+        y  = st(x0) + residual_s(x0)          # spatial transformer; identity or 1x1 conv + BN
         y  = y + (x or down(x))               # down: temporal unit with kernel 1, no dropout
     """
 
@@ -126,13 +131,13 @@ class TCNSTBlock(nn.Module):
         self.tcn = TemporalUnit(in_channels, in_channels)
         self.st = SpatialTransformer(in_channels, out_channels, num_joints)
         if in_channels == out_channels:
-            self.rs: nn.Module = nn.Identity()
+            self.residual_s: nn.Module = nn.Identity()
             self.down: nn.Module = nn.Identity()
         else:
-            self.rs = _conv_bn(in_channels, out_channels)
+            self.residual_s = _conv_bn(in_channels, out_channels)
             self.down = TemporalUnit(in_channels, out_channels, kernel_size=1, dropout=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x0 = self.tcn(x) + x
-        y = self.st(x0) + self.rs(x0)
+        y = self.st(x0) + self.residual_s(x0)
         return y + self.down(x)

@@ -74,7 +74,8 @@ PARTITIONS: Dict[str, Tuple[Partition, ...]] = {name: _limb_partitions(name) for
 SHARED_PARTITION = 1
 
 #: The paths of a branch, in output order: name -> partition index (None = whole graph,
-#: no mask; pooled as one part, partition 0).
+#: no mask; pooled as one part, partition 0). They are registered in upstream's order
+#: instead, the whole-graph ``backbone`` first (see :class:`BranchPAGCN`).
 PATH_PARTITIONS: Dict[str, Tuple[Tuple[str, Optional[int]], ...]] = {
     "coco": (("part_2", 2), ("part_2_2", 3), ("part_3_1", 4), ("backbone", None)),
     "coco-no-head": (("part_2", 2), ("backbone", None)),
@@ -213,20 +214,20 @@ class PAGCN(nn.Module):
 
 
 class PAGCNBlock(nn.Module):
-    """``PAGCN(x) + residual(x)``; the residual is the identity when the widths match, else a
-    1x1 conv + BatchNorm."""
+    """``asg(x) + residual_s(x)``: the PAGCN plus a residual that is the identity when the widths
+    match, else a 1x1 conv + BatchNorm (upstream's attribute names)."""
 
     def __init__(self, in_c: int, out_c: int, num_joints: int) -> None:
         super().__init__()
-        self.gcn = PAGCN(in_c, out_c, num_joints)
+        self.asg = PAGCN(in_c, out_c, num_joints)  # upstream's name for the graph convolution
         if in_c == out_c:
-            self.residual: nn.Module = nn.Identity()
+            self.residual_s: nn.Module = nn.Identity()
         else:
-            self.residual = nn.Sequential(nn.Conv2d(in_c, out_c, 1), nn.BatchNorm2d(out_c))
+            self.residual_s = nn.Sequential(nn.Conv2d(in_c, out_c, 1), nn.BatchNorm2d(out_c))
 
     def forward(self, x: torch.Tensor, A: torch.Tensor, mask: Optional[torch.Tensor] = None,
                 segments: Optional[Segments] = None) -> torch.Tensor:
-        return self.gcn(x, A, mask, segments) + self.residual(x)
+        return self.asg(x, A, mask, segments) + self.residual_s(x)
 
 
 def set_max_pool(x: torch.Tensor, segments: Optional[Segments] = None) -> torch.Tensor:
@@ -267,24 +268,6 @@ class SemanticPyramidPooling(nn.Module):
         return mean + peak
 
 
-class _Path(nn.Module):
-    """One path of a branch: blocks on a (possibly part-masked) graph, set pooling, SPP."""
-
-    def __init__(self, widths: Sequence[int], num_joints: int, mask: Optional[torch.Tensor],
-                 pooling: Partition) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(
-            PAGCNBlock(widths[i], widths[i + 1], num_joints) for i in range(len(widths) - 1)
-        )
-        self.register_buffer("mask", mask, persistent=False)
-        self.spp = SemanticPyramidPooling(pooling)
-
-    def forward(self, x: torch.Tensor, A: torch.Tensor, segments: Optional[Segments]) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, A, self.mask, segments)
-        return self.spp(set_max_pool(x, segments))
-
-
 class BranchPAGCN(nn.Module):
     """One GPGait input branch, ``[N, first_c, T, V] -> [n, in_channels[-1], parts]``.
 
@@ -295,6 +278,13 @@ class BranchPAGCN(nn.Module):
         share_num: number of shared blocks (``1 <= share_num < len(in_channels) - 1``).
         first_c: input channels of this branch (2 for positions and bones, 1 for angles).
         joint_format: ``coco`` (4 paths, 8 parts) or ``coco-no-head`` (2 paths, 3 parts).
+
+    Attributes are upstream's, so its checkpoints load as they are: ``data_bn``,
+    ``layer_share`` (the shared blocks), then one ``ModuleList`` of blocks per path, named after
+    the path and registered in upstream's order (``backbone``, ``part_2``, ``part_2_2``,
+    ``part_3_1``: the parameter order an optimizer state follows). The paths' outputs are
+    concatenated in :data:`PATH_PARTITIONS` order (``part_2`` ... ``backbone``). Part masks
+    (``<path>_mask``) and pooling indices (``pooling``) are non-persistent buffers.
     """
 
     def __init__(self, in_channels: Sequence[int], share_num: int, first_c: int, joint_format: str) -> None:
@@ -312,15 +302,35 @@ class BranchPAGCN(nn.Module):
         )
         self.register_buffer("share_mask", part_mask(partitions[SHARED_PARTITION], self.num_joints),
                              persistent=False)
-        self.paths = nn.ModuleDict()
+        #: path names in output order
+        self.path_names: Tuple[str, ...] = tuple(name for name, _ in PATH_PARTITIONS[fmt.name])
+        for name in sorted(self.path_names, key=lambda n: n != "backbone"):  # upstream's registration order
+            self.add_module(name, nn.ModuleList(
+                PAGCNBlock(widths[i], widths[i + 1], self.num_joints) for i in range(share_num, len(widths) - 1)
+            ))
+        self.pooling = nn.ModuleDict()
         for name, index in PATH_PARTITIONS[fmt.name]:
             mask = None if index is None else part_mask(partitions[index], self.num_joints)
-            pooling = partitions[0] if index is None else partitions[index]
-            self.paths[name] = _Path(widths[share_num:], self.num_joints, mask, pooling)
+            self.register_buffer(f"{name}_mask", mask, persistent=False)
+            self.pooling[name] = SemanticPyramidPooling(partitions[0] if index is None else partitions[index])
 
     @property
     def num_parts(self) -> int:
-        return sum(path.spp.num_parts for path in self.paths.values())
+        return sum(pooling.num_parts for pooling in self.pooling.values())
+
+    def path_blocks(self, name: str) -> nn.ModuleList:
+        """The blocks of path ``name`` (``backbone``, ``part_2``, ...)."""
+        return getattr(self, name)
+
+    def path_mask(self, name: str) -> Optional[torch.Tensor]:
+        """The ``[V, V]`` part mask of path ``name``'s blocks (None: the whole graph)."""
+        return getattr(self, f"{name}_mask")
+
+    def _path(self, name: str, x: torch.Tensor, segments: Optional[Segments]) -> torch.Tensor:
+        mask = self.path_mask(name)
+        for block in self.path_blocks(name):
+            x = block(x, self.A, mask, segments)
+        return self.pooling[name](set_max_pool(x, segments))
 
     def forward(self, x: torch.Tensor, segments: Optional[Segments] = None) -> torch.Tensor:
         n, c, t, v = x.shape
@@ -334,5 +344,5 @@ class BranchPAGCN(nn.Module):
         x = x.view(n, v, c, t).permute(0, 2, 3, 1).contiguous()
         for block in self.layer_share:
             x = block(x, self.A, self.share_mask, segments)
-        return torch.cat([path(x, self.A, segments) for path in self.paths.values()], dim=-1)
+        return torch.cat([self._path(name, x, segments) for name in self.path_names], dim=-1)
 

@@ -2,8 +2,17 @@
 
 Structure and parameter counts are the original's (docs/models.md#resgcn): input branches (one per input
 feature group) of ResGCN modules, concatenated into a main stream, global average pooling and
-a linear embedding head. The adjacency ``A`` is a buffer of the top-level :class:`ResGCN`
-(built once), and each module multiplies it by its own learnable ``edge`` importance.
+a linear embedding head. Each module multiplies the adjacency ``A`` by its own learnable
+``edge`` importance.
+
+State-dict names are upstream's, so checkpoints move both ways (docs/models.md, "State-dict
+key names"). The upstream names are terse; what they hold:
+
+* ``head.<i>``: input branch i (data BatchNorm, then its modules in ``layers``), with a
+  persistent copy of the adjacency ``A`` (the constant graph, saved in every checkpoint);
+* ``backbone.<i>``: module i of the main stream, which uses the non-persistent ``A`` of the
+  top-level :class:`ResGCN`;
+* ``fcn``: the linear embedding.
 """
 from __future__ import annotations
 
@@ -175,10 +184,16 @@ class ResGCNModule(nn.Module):
 
 
 class ResGCNInputBranch(nn.Module):
-    """Data BatchNorm on one input feature group, then its stack of modules (all stride 1)."""
+    """Data BatchNorm on one input feature group, then its stack of modules (all stride 1).
 
-    def __init__(self, channels: Sequence[int], block: str, num_slices: int, num_joints: int, reduction: int) -> None:
+    ``A`` is the graph adjacency, a persistent buffer as in upstream's checkpoints (one copy per
+    branch); the branch's modules use it.
+    """
+
+    def __init__(self, channels: Sequence[int], block: str, A: torch.Tensor, reduction: int) -> None:
         super().__init__()
+        self.register_buffer("A", A.clone())
+        num_slices, num_joints = A.shape[0], A.shape[1]
         self.bn = nn.BatchNorm2d(channels[0])
         self.layers = nn.ModuleList(
             ResGCNModule(channels[i], channels[i + 1], "initial" if i == 0 else block,
@@ -186,10 +201,10 @@ class ResGCNInputBranch(nn.Module):
             for i in range(len(channels) - 1)
         )
 
-    def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(x)
         for layer in self.layers:
-            x = layer(x, A)
+            x = layer(x, self.A)
         return x
 
 
@@ -213,9 +228,8 @@ class ResGCN(nn.Module):
         A = spatial_adjacency(joint_format, max_hop=3)
         self.register_buffer("A", A, persistent=False)
         num_slices, num_joints = A.shape[0], A.shape[1]
-        self.input_branches = nn.ModuleList(
-            ResGCNInputBranch(input_branch, block, num_slices, num_joints, reduction) for _ in range(input_num)
-        )
+        # upstream's names: ``head`` holds the input branches, ``backbone`` the main stream
+        self.head = nn.ModuleList(ResGCNInputBranch(input_branch, block, A, reduction) for _ in range(input_num))
         layers: List[nn.Module] = []
         for i in range(len(main_stream) - 1):
             in_c = main_stream[i] * (input_num if i == 0 else 1)
@@ -223,15 +237,14 @@ class ResGCN(nn.Module):
             stride = 1 if (i == 0 or main_stream[i] == out_c) else 2
             layers.append(ResGCNModule(in_c, out_c, block, num_slices, num_joints,
                                        stride=stride, reduction=reduction, get_res=(i == 0)))
-        self.main_stream = nn.ModuleList(layers)
+        self.backbone = nn.ModuleList(layers)
         self.fcn = nn.Linear(main_stream[-1], num_class)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N, I, C, T, V = x.shape
-        A = self.A
-        x = torch.cat([branch(x[:, i], A) for i, branch in enumerate(self.input_branches)], dim=1)
-        for layer in self.main_stream:
-            x = layer(x, A)
+        x = torch.cat([branch(x[:, i]) for i, branch in enumerate(self.head)], dim=1)
+        for layer in self.backbone:
+            x = layer(x, self.A)
         x = x.mean(dim=(2, 3))
         return self.fcn(x)
 

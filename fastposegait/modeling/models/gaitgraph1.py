@@ -67,14 +67,15 @@ class GaitGraph1(BaseModel):
         self.input_num = int(input_num)
         self.in_channels = int(input_branch[0])
         self.tta = bool(tta)
-        self.backbone = ResGCN(joint_format, input_num, input_branch, main_stream, num_class, block, reduction)
+        self.ResGCN = ResGCN(  # upstream's attribute name (state-dict prefix "ResGCN.")
+            joint_format, input_num, input_branch, main_stream, num_class, block, reduction)
 
     def after_init(self) -> None:
-        self.backbone.zero_init_last_bn()
+        self.ResGCN.zero_init_last_bn()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, T, V, I, C]`` poses -> L2-normalised embeddings ``[N, num_class]``."""
-        return F.normalize(self.backbone(x.permute(0, 3, 4, 1, 2).contiguous()), p=2, dim=1)
+        return F.normalize(self.ResGCN(x.permute(0, 3, 4, 1, 2).contiguous()), p=2, dim=1)
 
     def forward(self, inputs: Any) -> Dict[str, Dict[str, Any]]:
         ipts, labels, _, _, _ = inputs

@@ -29,16 +29,17 @@ class GaitGraph2(BaseModel):
                main_stream: Sequence[int] = (32, 128, 256), num_class: int = 128, tta: bool = True) -> None:
         self.joint_format = joint_format
         self.tta = tta
-        self.backbone = ResGCN(joint_format, input_num, input_branch, main_stream, num_class, block, reduction)
+        self.ResGCN = ResGCN(  # upstream's attribute name (state-dict prefix "ResGCN.")
+            joint_format, input_num, input_branch, main_stream, num_class, block, reduction)
         self.register_buffer("flip_index", torch.as_tensor(get_joint_format(joint_format).flip_array()),
                              persistent=False)
 
     def after_init(self) -> None:
-        self.backbone.zero_init_last_bn()
+        self.ResGCN.zero_init_last_bn()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, T, V, I, C]`` multi-input features -> ``[N, num_class]``."""
-        return self.backbone(x.permute(0, 3, 4, 1, 2).contiguous())
+        return self.ResGCN(x.permute(0, 3, 4, 1, 2).contiguous())
 
     def forward(self, inputs: Any) -> Dict[str, Dict[str, Any]]:
         ipts, labels, _, _, _ = inputs

@@ -59,13 +59,16 @@ class GPGait(BaseModel):
         if not (isinstance(num_class, int) and num_class > 0):
             raise ConfigError(f"model_cfg.num_class must be a positive integer, got {num_class!r}")
         self.num_class = num_class
-        self.pose = BranchPAGCN(in_channels, share_num, first_c=2, joint_format="coco")
+        # registered (and so initialised and saved) in upstream's order: bone, pose, angle; the
+        # forward concatenates their parts as pose, bone, angle
         self.bone = BranchPAGCN(in_channels, share_num, first_c=2, joint_format="coco")
+        self.pose = BranchPAGCN(in_channels, share_num, first_c=2, joint_format="coco")
         self.angle = BranchPAGCN(in_channels, share_num, first_c=1, joint_format="coco-no-head")
         self.num_parts = self.pose.num_parts + self.bone.num_parts + self.angle.num_parts
         width = in_channels[-1]
         self.head = SeparateFCs(self.num_parts, width, width)
-        self.bnnecks = SeparateBNNecks(self.num_parts, width, num_class)
+        self.BNNecks = SeparateBNNecks(  # upstream's attribute name
+            self.num_parts, width, num_class)
 
     def forward(self, inputs: Any) -> Dict[str, Dict[str, Any]]:
         ipts, labels, _, _, seq_lengths = inputs
@@ -83,7 +86,7 @@ class GPGait(BaseModel):
             self.angle(x[:, 4:5, :, ANGLE_JOINTS], segments),
         ], dim=-1)  # [n, C, 19]
         embed = self.head(parts)
-        features, logits = self.bnnecks(embed)
+        features, logits = self.BNNecks(embed)
         return {
             "training_feat": {
                 "triplet": {"embeddings": embed, "labels": labels},
