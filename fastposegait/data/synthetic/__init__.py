@@ -26,7 +26,8 @@ stages, one module each:
    fall with occlusion and error, missing joints stored as ``(0, 0, 0)``, occasional left/right
    swaps.
 6. **The layout writers** (:mod:`.layouts`: :func:`generate_casia_b`, :func:`generate_oumvlp`,
-   :func:`generate_grew`, :func:`generate_gait3d`, dispatched by :func:`generate_dataset`):
+   :func:`generate_grew`, :func:`generate_gait3d`, :func:`generate_ccpg`,
+   :func:`generate_sustech1k`, dispatched by :func:`generate_dataset`):
    ``<root>/<subject>/<type>/<view>/<view>.pkl`` holding ``pickle.dump(ndarray [T, V, 3]
    float32)`` (x, y in pixels, confidence in [0, 1]), plus a partition JSON. The steps they
    share are in :mod:`.generation`; each subject is written by :mod:`.worker`.
@@ -55,8 +56,9 @@ from .detector import DetectorParams, apply_detector, sample_appearance_bias
 from .generation import GenerationSummary
 from .joints import INTERNAL_JOINTS, select_joints
 from .kinematics import walk_3d
-from .layouts import (CASIA_B_TYPES, CASIA_B_VIEWS, LAYOUTS, OUMVLP_TYPES, OUMVLP_VIEWS, generate_casia_b,
-                      generate_dataset, generate_gait3d, generate_grew, generate_oumvlp, oumvlp_partition)
+from .layouts import (CASIA_B_TYPES, CASIA_B_VIEWS, CCPG_TYPES, CCPG_VIEWS, LAYOUTS, OUMVLP_TYPES, OUMVLP_VIEWS,
+                      SUSTECH1K_TYPES, SUSTECH1K_VIEWS, generate_casia_b, generate_ccpg, generate_dataset,
+                      generate_gait3d, generate_grew, generate_oumvlp, generate_sustech1k, oumvlp_partition)
 from .simulate import DEFAULT_FPS, simulate_walk
 from .visibility import ProjectedWalk, observe
 
@@ -86,6 +88,8 @@ __all__ = [
     "oumvlp_partition",
     "generate_grew",
     "generate_gait3d",
+    "generate_ccpg",
+    "generate_sustech1k",
     "generate_dataset",
     "main",
     # lab camera rigs and layout constants
@@ -96,5 +100,9 @@ __all__ = [
     "CASIA_B_TYPES",
     "OUMVLP_VIEWS",
     "OUMVLP_TYPES",
+    "CCPG_VIEWS",
+    "CCPG_TYPES",
+    "SUSTECH1K_VIEWS",
+    "SUSTECH1K_TYPES",
     "DEFAULT_FPS",
 ]

@@ -18,15 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", required=True, help="output dataset root (must be empty or new)")
     parser.add_argument("--subjects", type=int, default=None, help="number of identities (default: the benchmark's)")
     parser.add_argument("--train", type=int, default=None,
-                        help="training identities (casia-b, grew, gait3d; default: the benchmark's proportion)")
+                        help="training identities (all layouts but oumvlp; default: the benchmark's proportion)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--joint-format", choices=("coco", "openpose"), default=None,
                         help="default: openpose for oumvlp, coco otherwise")
     parser.add_argument("--workers", type=int, default=1, help="processes (results do not depend on it)")
     parser.add_argument("--frames", type=int, nargs=2, metavar=("MIN", "MAX"), default=None,
                         help="sequence length range")
-    parser.add_argument("--views", default=None, help="comma-separated views (casia-b, oumvlp)")
-    parser.add_argument("--types", default=None, help="comma-separated types (casia-b, oumvlp)")
+    parser.add_argument("--views", default=None, help="comma-separated views (casia-b, oumvlp, ccpg, sustech1k)")
+    parser.add_argument("--types", default=None, help="comma-separated types (casia-b, oumvlp, ccpg, sustech1k)")
     parser.add_argument("--partition", default=None, help="partition JSON path (default: <root>/partition.json)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated subjects in a non-empty root that this generator wrote "
@@ -52,8 +52,8 @@ def _generator_kwargs(parser: argparse.ArgumentParser, args: argparse.Namespace)
     for opt in ("views", "types"):
         value = getattr(args, opt)
         if value is not None:
-            if args.layout not in ("casia-b", "oumvlp"):
-                parser.error(f"--{opt} applies to casia-b and oumvlp only")
+            if args.layout not in ("casia-b", "oumvlp", "ccpg", "sustech1k"):
+                parser.error(f"--{opt} applies to casia-b, oumvlp, ccpg and sustech1k only")
             kwargs[opt] = [v.strip() for v in value.split(",") if v.strip()]
     return kwargs
 

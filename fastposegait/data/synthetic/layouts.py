@@ -1,4 +1,4 @@
-"""The four layout writers (CASIA-B, OU-MVLP, GREW, Gait3D) and :func:`generate_dataset`.
+"""The layout writers (CASIA-B, OU-MVLP, GREW, Gait3D, CCPG, SUSTech1K) and :func:`generate_dataset`.
 
 Every writer produces ``<root>/<subject>/<type>/<view>/<view>.pkl`` files, each holding
 ``pickle.dump(ndarray [T, V, 3] float32)`` (x, y in pixels, confidence in [0, 1]), plus a
@@ -15,18 +15,26 @@ import numpy as np
 from fastposegait.data.partitions import oumvlp_official_partition
 
 from .camera import CASIA_B_RIG, GAIT3D_NUM_CAMERAS, GREW_CAMERA, OUMVLP_RIG, gait3d_cameras, views_as_azimuths
-from .conditions import condition_of_type
+from .conditions import condition_of_type, covariates_kind, outfit_kind
 from .detector import DetectorParams
 from .generation import GenerationSummary, PathLike, resolve_num_train, start_run
 from .worker import SeqSpec, SubjectTask
 
-LAYOUTS: Tuple[str, ...] = ("casia-b", "oumvlp", "grew", "gait3d")
+LAYOUTS: Tuple[str, ...] = ("casia-b", "oumvlp", "grew", "gait3d", "ccpg", "sustech1k")
 
 CASIA_B_VIEWS: Tuple[str, ...] = tuple(f"{a:03d}" for a in range(0, 181, 18))
 CASIA_B_TYPES: Tuple[str, ...] = tuple(f"nm-{i:02d}" for i in range(1, 7)) + ("bg-01", "bg-02", "cl-01", "cl-02")
 OUMVLP_VIEWS: Tuple[str, ...] = ("000", "015", "030", "045", "060", "075", "090",
                                  "180", "195", "210", "225", "240", "255", "270")
 OUMVLP_TYPES: Tuple[str, ...] = ("00", "01")
+CCPG_TYPES: Tuple[str, ...] = ("U0_D0", "U0_D0_BG", "U0_D3", "U1_D0", "U1_D1", "U2_D2", "U3_D3")
+#: CCPG-like cameras (chosen: five azimuths of a lab rig) and their azimuths in degrees.
+CCPG_CAMERAS: Dict[str, float] = {"01": 0.0, "02": 45.0, "03": 90.0, "04": 135.0, "05": 180.0}
+#: ``<camera>_<walk>``: every camera sees two walks of each type.
+CCPG_VIEWS: Tuple[str, ...] = tuple(f"{c}_{w}" for c in CCPG_CAMERAS for w in (1, 2))
+#: One type per SUSTech1K condition pattern (``00-nm`` the gallery; ``01``-``04`` Overall).
+SUSTECH1K_TYPES: Tuple[str, ...] = ("00-nm", "01-bg", "01-nm", "02-cl", "02-cr", "03-ub", "03-uf", "04-nt", "04-oc")
+SUSTECH1K_VIEWS: Tuple[str, ...] = tuple(f"{a:03d}" for a in range(0, 360, 45))
 
 
 def _check_types(types: Sequence[str]) -> None:
@@ -297,17 +305,124 @@ def _gait3d_probe(rng: np.random.Generator, name: str, tracks: List[Tuple[str, i
     return f"{name}-{candidates[int(rng.integers(len(candidates)))]}-seq{k}"
 
 
+def _ccpg_cameras(views: Sequence[str]) -> List[Tuple[str, str]]:
+    """``(camera, walk)`` of each CCPG view name ``<camera>_<walk>``; cameras must be known."""
+    out = []
+    for v in views:
+        camera, sep, walk = str(v).partition("_")
+        if not sep or not walk or camera not in CCPG_CAMERAS:
+            raise ValueError(f"CCPG view {v!r} is not '<camera>_<walk>' with a camera among "
+                             f"{', '.join(CCPG_CAMERAS)} (e.g. '01_1')")
+        out.append((camera, walk))
+    if len(set(views)) != len(views):
+        raise ValueError(f"views contain duplicates: {list(views)}")
+    return out
+
+
+def generate_ccpg(
+    root: PathLike,
+    num_subjects: int = 200,
+    num_train: Optional[int] = None,
+    views: Sequence[str] = CCPG_VIEWS,
+    types: Sequence[str] = CCPG_TYPES,
+    frames: Tuple[int, int] = (50, 110),
+    joint_format: str = "coco",
+    seed: int = 0,
+    partition_path: Optional[PathLike] = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    detector: Optional[DetectorParams] = None,
+) -> GenerationSummary:
+    """Write a CCPG-like (cloth-changing) dataset: ``<root>/<sss>/<type>/<camera>_<walk>/…pkl``.
+
+    Subjects ``000``, ``001``, … (3 digits); the first ``num_train`` are TRAIN_SET (default half,
+    CCPG's 100/200). Types are CCPG's clothing statuses ``U<u>_D<d>[_BG]``: garment level u and
+    d of 3 on the upper and lower body (``U0_D0`` the reference clothes; U3/D3 the subject's coat
+    on that half), ``_BG`` with a bag. A view ``<camera>_<walk>`` is camera ``01``-``05``
+    (azimuths 0, 45, 90, 135, 180 of a lab rig) watching walk ``<walk>`` of the type; views with
+    the same walk are one walk seen by several cameras. Each outfit has its own detector bias per
+    camera. Partition default ``<root>/partition.json``.
+    """
+    run = start_run("ccpg", root, num_subjects, frames=frames, joint_format=joint_format, seed=seed,
+                    partition_path=partition_path, workers=workers, overwrite=overwrite, detector=detector)
+    num_train = resolve_num_train(num_subjects, num_train, 0.5)
+    _check_types(types)
+    kinds = [outfit_kind(t) for t in types]
+    cams = _ccpg_cameras(views)
+    cameras = {c: CASIA_B_RIG.camera(CCPG_CAMERAS[c]) for c, _ in cams}
+    names = [f"{i:03d}" for i in range(num_subjects)]
+    run.prepare(names)
+    tasks = [
+        run.task(i, [SeqSpec(name, t, v, kind, walk_key=f"{t}/{walk}",
+                             appearance_key=f"{t.replace('_BG', '')}/{camera}", camera=cameras[camera])
+                     for t, kind in zip(types, kinds)
+                     for v, (camera, walk) in zip(views, cams)])
+        for i, name in enumerate(names)
+    ]
+    partition = {"TRAIN_SET": names[:num_train], "TEST_SET": names[num_train:]}
+    return run.finish(tasks, partition, num_train, num_subjects - num_train)
+
+
+def generate_sustech1k(
+    root: PathLike,
+    num_subjects: int = 1050,
+    num_train: Optional[int] = None,
+    views: Sequence[str] = SUSTECH1K_VIEWS,
+    types: Sequence[str] = SUSTECH1K_TYPES,
+    frames: Tuple[int, int] = (40, 90),
+    joint_format: str = "coco",
+    seed: int = 0,
+    partition_path: Optional[PathLike] = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    detector: Optional[DetectorParams] = None,
+) -> GenerationSummary:
+    """Write a SUSTech1K-like dataset: ``<root>/<ssss>/<nn>-<codes>/<view>/<view>.pkl``.
+
+    Subjects ``0000``… (4 digits); a seeded random ``num_train`` of them (default 250/1050 of
+    the subjects, SUSTech1K's split) are TRAIN_SET, the rest TEST_SET, both sorted. Types are
+    ``<nn>-<covariate codes>``: ``nm`` normal, ``bg`` bag and ``cr`` carrying (a load on one
+    side), ``ub`` umbrella (one arm held still), ``cl`` coat, ``uf`` uniform (half a coat),
+    ``oc`` occlusion and ``nt`` night (noisier, less confident detections); codes joined by
+    ``-`` combine. The default types hold one of each pattern the protocol searches for, with
+    ``00-nm`` the gallery. Each type is one walk seen by all views (azimuths in degrees, default
+    every 45°). Partition default ``<root>/partition.json``.
+    """
+    run = start_run("sustech1k", root, num_subjects, frames=frames, joint_format=joint_format, seed=seed,
+                    partition_path=partition_path, workers=workers, overwrite=overwrite, detector=detector)
+    num_train = resolve_num_train(num_subjects, num_train, 250.0 / 1050.0)
+    azimuths = views_as_azimuths(views)
+    _check_types(types)
+    kinds = [covariates_kind(t) for t in types]
+    cameras = [CASIA_B_RIG.camera(a) for a in azimuths]
+    names = [f"{i:04d}" for i in range(num_subjects)]
+    order = run.plan_rng(0).permutation(num_subjects)
+    train = sorted(names[i] for i in order[:num_train])
+    test = sorted(names[i] for i in order[num_train:])
+    run.prepare(names)
+    tasks = [
+        run.task(i, [SeqSpec(name, t, v, kind, walk_key=t, appearance_key=v, camera=cam)
+                     for t, kind in zip(types, kinds)
+                     for v, cam in zip(views, cameras)])
+        for i, name in enumerate(names)
+    ]
+    return run.finish(tasks, {"TRAIN_SET": train, "TEST_SET": test}, num_train, num_subjects - num_train)
+
+
 _GENERATORS = {
     "casia-b": generate_casia_b,
     "oumvlp": generate_oumvlp,
     "grew": generate_grew,
     "gait3d": generate_gait3d,
+    "ccpg": generate_ccpg,
+    "sustech1k": generate_sustech1k,
 }
 
 
 def generate_dataset(layout: str, root: PathLike, **kwargs) -> GenerationSummary:
     """Generate a synthetic dataset in one of the benchmark layouts (``casia-b``, ``oumvlp``,
-    ``grew``, ``gait3d``); keyword arguments go to the layout's ``generate_*`` function."""
+    ``grew``, ``gait3d``, ``ccpg``, ``sustech1k``); keyword arguments go to the layout's
+    ``generate_*`` function."""
     try:
         fn = _GENERATORS[layout]
     except (KeyError, TypeError):

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 
 # Layout tags, the second key of every seed.
-LAYOUT_TAG = {"casia-b": 1, "oumvlp": 2, "grew": 3, "gait3d": 4}
+LAYOUT_TAG = {"casia-b": 1, "oumvlp": 2, "grew": 3, "gait3d": 4, "ccpg": 5, "sustech1k": 6}
 # Stream ids inside a subject's seed space.
 STREAM_SUBJECT, STREAM_WALK, STREAM_SEQUENCE, STREAM_APPEARANCE = 0, 1, 2, 3
 # Seed space of layout planning (split, video ids, cameras), outside any subject index.
