@@ -103,6 +103,18 @@ TINY = {
         "trained_keys": ["pose.part_2.0.asg.PA", "angle.layer_share.0.asg.conv_d.0.weight",
                          "BNNecks.fc_bin"],
     },
+    "GPGait_PlusPlus": {
+        "overrides": [
+            "model_cfg.in_channels=[2, 8, 8, 8, 16]",
+            "model_cfg.num_class=4",  # one logit per training subject (4 of the 6)
+            "trainer_cfg.sampler.batch_size=[2, 2]",
+            "trainer_cfg.sampler.frames_num_fixed=12",
+            "evaluator_cfg.sampler.batch_size=8",
+        ],
+        "embedding": (16, 19),
+        "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
+        "trained_keys": ["pose.part_2.0.asg.PA", "angle.layer_share.0.tcn.conv.weight", "BNNecks.fc_bin"],
+    },
     "RawJointsNN": {"overrides": [], "embedding": (4 * 17, 1), "logged": [], "trained_keys": []},
 }
 
