@@ -36,8 +36,27 @@ class BatchRequest(NamedTuple):
 
 
 def batch_rng(seed: int, key: int, *extra: int) -> np.random.Generator:
-    """The generator for ``(seed, key, *extra)``; identical on every rank for the same arguments."""
+    """The generator for ``(seed, key, *extra)``; identical on every rank for the same arguments.
+
+    The loader keys each sequence's generator by four numbers ``(seed, phase, batch,
+    position)``. Key lists of different lengths can share a state (numpy's ``SeedSequence``
+    pads short entropy with zeros: ``[s, k]`` is ``[s, k, 0, 0]``), so the samplers draw from
+    :func:`sampler_rng`, never from a shorter ``batch_rng``."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, key, *extra])))
+
+
+#: spawn key that sets the samplers' stream apart from every ``batch_rng`` stream
+_SAMPLER_STREAM = 1
+
+
+def sampler_rng(seed: int, key: int) -> np.random.Generator:
+    """The generator a training sampler draws batch ``key`` from (the same on every rank).
+
+    Its ``spawn_key`` makes it a stream of its own: ``batch_rng(seed, key)`` would equal the
+    generator of the sequence at position 0 of training batch 0 (``key`` 0) or of the test's
+    sequence 0 (``key`` 1), coupling that sequence's frames and augmentation to the draw of
+    the batch."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, key], spawn_key=(_SAMPLER_STREAM,))))
 
 
 #: how the errors name the config key: a sampler is built from ``trainer_cfg.sampler`` or
@@ -86,7 +105,7 @@ class _EndlessSampler:
 
     def global_batch(self, key: int) -> np.ndarray:
         """The batch every rank agrees on for ``key`` (before the per-rank split)."""
-        return self.draw(batch_rng(self.seed, key))
+        return self.draw(sampler_rng(self.seed, key))
 
     def __iter__(self) -> Iterator[BatchRequest]:
         positions = list(range(self.rank, self.batch_total, self.world_size))
