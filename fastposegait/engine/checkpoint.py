@@ -263,10 +263,10 @@ def rng_states_for_rank(ckpt: Dict[str, Any], rank: int) -> Dict[str, Any] | Non
     iteration) still resumes, with one log line saying the run is not bit-exact."""
     states: List[Dict[str, Any]] = ckpt.get("rng", [])
     if rank >= len(states) or "batches_seen" not in ckpt:
-        lacking = " and ".join(what for what, absent in (("random states", rank >= len(states)),
-                                                         ("sampler position", "batches_seen" not in ckpt)) if absent)
-        logger.warning("the checkpoint has no %s (as upstream FastPoseGait's checkpoints): resuming at iteration "
-                       "%s, but the run is not bit-exact with one that was never stopped (other random draws%s)",
+        lacking = " and no ".join(what for what, absent in (("random states", rank >= len(states)),
+                                                            ("sampler position", "batches_seen" not in ckpt)) if absent)
+        logger.warning("the checkpoint holds no %s (upstream FastPoseGait's checkpoints do not): resuming at "
+                       "iteration %s, but not bit-exact with a run that was never stopped (other random draws%s)",
                        lacking, ckpt.get("iteration", "?"),
-                       ", batches counted from the iteration" if "batches_seen" not in ckpt else "")
+                       "; batches counted from the iteration" if "batches_seen" not in ckpt else "")
     return states[rank] if rank < len(states) else None
