@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
 
 from .errors import UnknownNameError
 
@@ -41,11 +41,18 @@ class Registry:
         call_doc: how a registered object is called, shown in ``repr``.
         builtin_modules: modules whose import registers the built-in entries; imported on
             the first lookup (``get``, ``names``, ``in``).
+        unsupported: names the original project has but this one deliberately does not, each
+            with the reason; looking one up raises :class:`UnknownNameError` giving that reason
+            (unless something registered the name, e.g. a user's ``custom_imports`` module).
     """
 
-    def __init__(self, kind: str, call_doc: str = "", builtin_modules: Sequence[str] = ()) -> None:
+    def __init__(self, kind: str, call_doc: str = "", builtin_modules: Sequence[str] = (),
+                 unsupported: Optional[Mapping[str, str]] = None) -> None:
         self.kind = kind
         self.call_doc = call_doc
+        # names of the original project deliberately left out -> why (said instead of "unknown"
+        # when a config asks for one that nothing registered)
+        self.unsupported: Dict[str, str] = dict(unsupported or {})
         self._objects: Dict[str, Any] = {}
         self._aliases: Dict[str, str] = {}
         self._builtin_modules = tuple(builtin_modules)
@@ -113,6 +120,10 @@ class Registry:
 
     def unknown_message(self, name: Any, where: str = "") -> str:
         valid = self.names()
+        if isinstance(name, str) and name in self.unsupported:
+            prefix = f"{where}: " if where else ""
+            return (f"{prefix}{self.kind} {name!r} is not supported: {self.unsupported[name]}. "
+                    f"Valid {self.kind} names: {', '.join(valid)}")
         close = closest_name(name, valid)
         msg = f"unknown {self.kind} {name!r}"
         if where:
@@ -126,11 +137,31 @@ class Registry:
         return f"Registry({self.kind!r}{doc}: {', '.join(self.names())})"
 
 
-MODELS = Registry("model", "Model(model_cfg: dict) -> BaseModel", ["fastposegait.modeling.models"])
+# GaitHeat (ECCV 2024) is part of the original project but not of this one; docs/models.md,
+# "Not supported: GaitHeat", says what it is and what running it would take.
+_GAITHEAT_WHY = (
+    "GaitHeat reads per-frame keypoint heatmaps (17 x 64 x 48, made by running a person detector and "
+    "ViTPose on the dataset's RGB frames), which no pose dataset provides, and the original's GaitHeat "
+    "cannot be built or tested as shipped (see docs/models.md, 'Not supported: GaitHeat')"
+)
+#: original model names that are deliberately absent, with the reason
+UNSUPPORTED_MODELS = {"GaitHeat": _GAITHEAT_WHY}
+#: original transform names that only serve an absent model, with the reason
+UNSUPPORTED_TRANSFORMS = {
+    name: f"it prepares GaitHeat's input ({role}), and {_GAITHEAT_WHY}"
+    for name, role in (
+        ("Sequence_level", "min-max scaling of a heatmap sequence"),
+        ("RotationMat", "heatmap alignment matrices from the pose"),
+        ("AffineMat", "heatmap alignment matrices from the pose"),
+    )
+}
+
+MODELS = Registry("model", "Model(model_cfg: dict) -> BaseModel", ["fastposegait.modeling.models"],
+                  unsupported=UNSUPPORTED_MODELS)
 LOSSES = Registry("loss", "Loss(**kwargs) -> nn.Module; forward(**training_feat[prefix]) -> (loss, info)",
                   ["fastposegait.modeling.losses"])
 TRANSFORMS = Registry("transform", "Transform(**kwargs); __call__(seq [T,V,C] ndarray, rng) -> ndarray",
-                      ["fastposegait.data.transforms"])
+                      ["fastposegait.data.transforms"], unsupported=UNSUPPORTED_TRANSFORMS)
 SAMPLERS = Registry("sampler", "Sampler(dataset, batch_size, seed, rank, world_size, **kwargs)",
                     ["fastposegait.data.sampler"])
 EVALUATORS = Registry("evaluator", "evaluator(data: dict, dataset: str, **kwargs) -> dict of scalars",
