@@ -1,7 +1,7 @@
 """Every model config's state dict is upstream FastPoseGait's, key for key, in upstream's order,
 with upstream's shapes, so upstream checkpoints load strictly and ours load into upstream's code.
 
-The reference is ``tests/fixtures/upstream_state_dicts.json.gz``: the keys and shapes of the
+The reference is ``tests/fixtures/upstream_model_keys.json.gz``: the keys and shapes of the
 ``model`` entry of upstream's checkpoints (upstream BNU-IVC/FastPoseGait at 94da9c8), measured
 by building each of its configs on CPU. The order matters beyond the names: an optimizer state
 indexes parameters by their position in ``model.parameters()`` (the state-dict order without
@@ -23,7 +23,7 @@ from fastposegait.engine.checkpoint import load_checkpoint, load_model_state, re
 from fastposegait.modeling import build_model
 
 REPO = Path(__file__).resolve().parents[2]
-LISTING = json.loads(gzip.open(REPO / "tests" / "fixtures" / "upstream_state_dicts.json.gz", "rt").read())["configs"]
+LISTING = json.loads(gzip.open(REPO / "tests" / "fixtures" / "upstream_model_keys.json.gz", "rt").read())["configs"]
 #: buffers among the listed keys (the rest are parameters, in optimizer order)
 BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked", ".A")
 #: configs whose random checkpoint is large (> 10M parameters: 40+ MB each) load in the slow lane
