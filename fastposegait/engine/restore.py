@@ -52,15 +52,35 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: Path) 
         raise CheckpointError(f"{path}: its optimizer state does not load ({type(exc).__name__}: {exc}); {fix}") from None
 
 
+#: scheduler bookkeeping fields that come and go with the torch version (not with the kind of
+#: schedule): a state written by another torch version, e.g. upstream's checkpoints, may lack
+#: some or hold others; OneCycleLR's annealing function became a name (``_anneal_func_type``)
+_VERSION_FIELDS = frozenset({"_is_initial", "_get_lr_called_within_step", "verbose", "anneal_func",
+                             "_anneal_func_type"})
+
+
+def _for_this_torch(state: Mapping[str, Any], own: Mapping[str, Any]) -> dict:
+    """``state`` with the torch-version fields of this torch's ``own`` state."""
+    converted = {k: v for k, v in state.items() if k not in _VERSION_FIELDS or k in own}
+    for key in _VERSION_FIELDS & set(own) - set(state):
+        converted[key] = own[key]
+    if "_anneal_func_type" in own and "_anneal_func_type" not in state and "anneal_func" in state:
+        name = getattr(state["anneal_func"], "__name__", state["anneal_func"])
+        if name in ("_annealing_cos", "_annealing_linear"):
+            converted["_anneal_func_type"] = "cos" if name == "_annealing_cos" else "linear"
+    return converted
+
+
 def restore_scheduler(scheduler: Any, state: Any, path: Path, steps_ahead: int) -> None:
-    """Load a scheduler state of this scheduler's class that still covers ``steps_ahead`` steps."""
+    """Load a scheduler state of this scheduler's class that still covers ``steps_ahead`` steps
+    (written by this or another torch version)."""
     fix = "set trainer_cfg.scheduler_reset: true to start the configured schedule"
     own = scheduler.state_dict()
-    if not isinstance(state, Mapping) or set(state) != set(own):
+    if not isinstance(state, Mapping) or set(state) - _VERSION_FIELDS != set(own) - _VERSION_FIELDS:
         raise CheckpointError(f"{path}: its scheduler state was written by another scheduler than "
                               f"{type(scheduler).__name__} (other fields); {fix}")
     try:
-        scheduler.load_state_dict(dict(state))
+        scheduler.load_state_dict(_for_this_torch(state, own))
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: its scheduler state does not load ({type(exc).__name__}: {exc}); {fix}") from None
     total = getattr(scheduler, "total_steps", None)

@@ -202,3 +202,33 @@ def runner_scheduler_fields(folder: Path) -> list:
     params = [torch.nn.Parameter(torch.zeros(1))]
     optimizer = torch.optim.Adam(params)
     return list(torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.001, total_steps=4).state_dict())
+
+
+def test_a_onecyclelr_state_of_an_older_torch_resumes_the_same_schedule(tmp_path):
+    """Older torch versions save OneCycleLR with ``anneal_func`` (the method itself) and
+    ``verbose``, and without ``_is_initial`` / ``_anneal_func_type``; such a state (upstream's
+    checkpoints) restores the same schedule."""
+    from fastposegait.engine.restore import restore_scheduler
+
+    def make(strategy="cos"):
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.001)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.001, total_steps=10,
+                                                   anneal_strategy=strategy, three_phase=True)
+
+    for strategy in ("cos", "linear"):
+        reference = make(strategy)
+        for _ in range(4):
+            reference.optimizer.step()
+            reference.step()
+        old = {k: v for k, v in reference.state_dict().items() if k not in ("_is_initial", "_anneal_func_type")}
+        old["verbose"] = False
+        old["anneal_func"] = f"_annealing_{strategy}"  # what a stub for the old bound method gives
+        resumed = make("cos" if strategy == "linear" else "linear")  # the other strategy: it must be replaced
+        restore_scheduler(resumed, old, tmp_path / "old.pt", steps_ahead=6)
+        assert resumed.last_epoch == 4
+        for _ in range(6):
+            reference.optimizer.step()
+            reference.step()
+            resumed.optimizer.step()
+            resumed.step()
+            assert resumed.get_last_lr() == pytest.approx(reference.get_last_lr())
