@@ -76,7 +76,10 @@ _LEGACY_MARKS = re.compile(
 
 
 def translate_legacy_key(key: str) -> str:
-    """Today's name of a tensor an old checkpoint calls ``key`` (``key`` itself if unchanged)."""
+    """Today's name of a tensor an old checkpoint calls ``key`` (``key`` itself if unchanged).
+
+    Meant for keys of a state dict :func:`is_legacy_state` recognises: today's names of other
+    models may look like old ones (GPGait++'s ``pose.layer_share.0.residual`` is current)."""
     for pattern, replacement in _RULES:
         key = pattern.sub(replacement, key)
     return key
