@@ -3,7 +3,7 @@
 References used here, all independent of the code under test:
 
 * the original's state-dict listing (keys in order, shapes, parameter counts) for each of its
-  six configs, measured by building the original code: tests/fixtures/gpgait_plusplus_state_dicts.json.gz;
+  six configs, measured by building the original code: tests/fixtures/upstream_model_keys.json.gz (its GPGait++ entries);
 * per-block parameter counts measured on the original, and the closed-form count;
 * a fixed-weight numeric fingerprint measured on the original (float64, eval mode): every
   parameter filled from an integer formula, a deterministic input, values printed to 6 decimals;
@@ -37,7 +37,7 @@ from fastposegait.modeling.layers.pagcn import PARTITIONS
 from fastposegait.modeling.layers.pagcn_plus import PAGCN_Plus, Part_AGCN_TCN, block_widths
 
 REPO = Path(__file__).resolve().parents[2]
-LISTING = REPO / "tests" / "fixtures" / "gpgait_plusplus_state_dicts.json.gz"
+LISTING = REPO / "tests" / "fixtures" / "upstream_model_keys.json.gz"
 CONFIGS = {  # config -> the original's parameter count
     "gpgait++/gpgait++.yaml": 5_227_539,
     "gpgait++/gpgait++_CCPG.yaml": 5_354_003,
@@ -53,8 +53,11 @@ TINY_CFG = {"model": "GPGait_PlusPlus", "in_channels": [2, 8, 8, 8, 16], "num_cl
 
 @lru_cache(maxsize=None)
 def listing() -> Dict[str, dict]:
+    """The GPGait++ entries, each state dict as ``[[key, shape], ...]`` in the original's order."""
     with gzip.open(LISTING, "rt") as f:
-        return json.load(f)["configs"]
+        configs = json.load(f)["configs"]
+    return {name: dict(entry, state_dict=[[k, v] for k, v in entry["state_dict"].items()])
+            for name, entry in configs.items() if name.startswith("gpgait++/")}
 
 
 @lru_cache(maxsize=None)
