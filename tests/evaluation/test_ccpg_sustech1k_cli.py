@@ -1,7 +1,7 @@
 """The CCPG and SUSTech1K demos end to end through the CLI on their synthetic layouts (shrunk to
 seconds): train with ``with_test`` (the protocol's lines in the log, its scalars in the test JSON
-and in TensorBoard), then a standalone ``--phase test``; and GPGait++ on the synthetic CCPG
-layout with the CCPG protocol."""
+and in TensorBoard), then a standalone ``--phase test``; and GPGait++ on both synthetic
+layouts with the original's eval_func for them."""
 import json
 
 import pytest
