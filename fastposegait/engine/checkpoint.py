@@ -11,7 +11,11 @@ code runs from a checkpoint).
 Checkpoints from elsewhere load too: upstream FastPoseGait's own files (only its four
 entries: a resume from one continues at its iteration but cannot be bit-exact, and says so),
 and this project's files from before its models took upstream's key names (renamed through
-:mod:`fastposegait.modeling.legacy_keys`, optimizer state reordered; one log line).
+:mod:`fastposegait.modeling.legacy_keys`, optimizer state reordered; one log line). A file that
+torch before 2.2 wrote with a OneCycleLR state (its annealing method pickled with the scheduler and
+optimizer objects: upstream's model zoo) is refused by ``weights_only`` loading; when the globals
+it uses are exactly those, it is read again by :mod:`.old_torch_pickle` with inert stand-ins for
+them (one log line). Any other global is refused, as before.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import pickle
 import random
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,6 +32,8 @@ import torch
 from ..data.io import atomic_write
 from ..errors import CheckpointError
 from ..modeling.legacy_keys import is_legacy_state, translate_legacy_keys
+from .old_torch_pickle import (LEGACY_GLOBALS, Refused, is_old_torch_checkpoint, read_old_torch_checkpoint,
+                               unusual_globals)
 
 logger = logging.getLogger(__name__)
 
@@ -228,21 +234,30 @@ def _differences(missing: List[str], unexpected: List[str], reshaped: List[str],
 
 
 def load_checkpoint(path: Path, model: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
-    """Load a checkpoint safely (tensors, numbers, strings and containers only) and check
-    that its ``model`` entry is a state dict of tensors. With ``model``, a checkpoint with this
-    project's pre-upstream key names is translated for it (:func:`translate_legacy_checkpoint`)."""
+    """Load a checkpoint safely (tensors, numbers, strings and containers only; an old torch's
+    OneCycleLR state through inert stand-ins) and check that its ``model`` entry is a state dict
+    of tensors. With ``model``, a checkpoint with this project's pre-upstream key names is
+    translated for it (:func:`translate_legacy_checkpoint`)."""
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # a global outside the tensors-and-containers list
-        blocked = re.search(r"unsupported GLOBAL (\S+)", str(exc))
-        what = f"asks for {blocked.group(1)}" if blocked else "holds objects other than tensors and plain values"
-        raise CheckpointError(f"{path}: refused: the file {what}; a checkpoint holds only tensors and plain "
-                              "values, so this is not one (it may be hostile: do not load it elsewhere)") from None
+        if not is_old_torch_checkpoint(path):
+            others = sorted((unusual_globals(path) or set()) - LEGACY_GLOBALS)
+            raise _refused(path, exc, others) from None
+        try:  # only the known names of an old torch's OneCycleLR state, read with inert stand-ins
+            ckpt = read_old_torch_checkpoint(path)
+        except pickle.UnpicklingError as refusal:
+            raise _refused(path, refusal) from None
+        except Exception as failure:  # noqa: BLE001 - a truncated storage, ...
+            raise _unreadable(path, failure) from None
+        logger.info("%s: its scheduler state was written by an older torch (before 2.2, with OneCycleLR's "
+                    "annealing method and the scheduler and optimizer objects pickled in it); read with inert "
+                    "stand-ins for those objects (docs/upstream_differences.md, \"Checkpoints written by "
+                    "torch before 2.2\")", path)
     except Exception as exc:  # noqa: BLE001 - truncated file, not a torch file, ...
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:200]}); pass a .pt file this program wrote") from None
+        raise _unreadable(path, exc) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a FastPoseGait checkpoint (no 'model' entry)")
     state = ckpt["model"]
@@ -255,6 +270,27 @@ def load_checkpoint(path: Path, model: Optional[torch.nn.Module] = None) -> Dict
     if model is not None:
         translate_legacy_checkpoint(ckpt, model, path)
     return ckpt
+
+
+def _refused(path: Path, exc: pickle.UnpicklingError, others: Sequence[str] = ()) -> CheckpointError:
+    """The one-line refusal of a file that asks for more than tensors and plain values
+    (``others``: the globals it names beyond torch's list and the old-torch names)."""
+    blocked = re.search(r"unsupported GLOBAL (\S+)", str(exc))
+    if blocked:
+        what = f"asks for {blocked.group(1)}"
+    elif others:
+        what = f"asks for {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}"
+    elif isinstance(exc, Refused):  # the old-torch reader says what it refused
+        what = " ".join(str(exc).split())[:200]
+    else:
+        what = "holds objects other than tensors and plain values"
+    return CheckpointError(f"{path}: refused: the file {what}; a checkpoint holds only tensors and plain "
+                           "values, so this is not one (it may be hostile: do not load it elsewhere)")
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    return CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); pass a .pt file this program wrote")
 
 
 def rng_states_for_rank(ckpt: Dict[str, Any], rank: int) -> Dict[str, Any] | None:
