@@ -64,7 +64,9 @@ LEGACY_GLOBALS: FrozenSet[str] = frozenset(
 
 
 class Refused(pickle.UnpicklingError):
-    """The file asks this reader for something it does not accept; the message says what."""
+    """The file asks this reader for something it does not accept; the message says what.
+    Internal: :func:`fastposegait.engine.checkpoint.load_checkpoint` re-raises it as a
+    :class:`~fastposegait.errors.CheckpointError` naming the file."""
 
 
 class _LegacyClass:
