@@ -172,9 +172,12 @@ def unusual_globals(path: Path) -> Optional[Set[str]]:
                 found.add(_global_name(module, name))
             elif ord(opcode.code) not in _OPCODES:
                 return None
+        allowed = set(_torch_safe_globals())
     except (ValueError, pickle.UnpicklingError, struct.error):
         return None
-    return found - set(_torch_safe_globals())
+    except (ImportError, AttributeError):  # a torch without this list: such files stay refused
+        return None
+    return found - allowed
 
 
 def is_old_torch_checkpoint(path: Path) -> bool:
