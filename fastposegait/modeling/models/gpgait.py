@@ -40,6 +40,8 @@ class GPGait(BaseModel):
     (training identities), ``share_num`` (number of shared blocks per branch)."""
 
     accepts_packed_sequences = True
+    #: the model's name in the input-shape error (subclasses that share this forward set theirs)
+    input_error_name = "GPGait"
 
     def build_network(self, model_cfg: Dict[str, Any]) -> None:
         self._build(**self.cfg_args(self._build, model_cfg))
@@ -75,8 +77,8 @@ class GPGait(BaseModel):
         x = ipts[0]
         if x.dim() != 5 or x.shape[1] < INPUT_CHANNELS or x.shape[3] != NUM_JOINTS or x.shape[4] != 1:
             raise ValueError(
-                "GPGait expects HOD_MultiInput + SkeletonInput features [N, 6, T, 17, 1] (channels x, y, "
-                f"bone x, bone y, angle, 0; COCO joints), got shape {tuple(x.shape)}"
+                f"{self.input_error_name} expects HOD_MultiInput + SkeletonInput features [N, 6, T, 17, 1] "
+                f"(channels x, y, bone x, bone y, angle, 0; COCO joints), got shape {tuple(x.shape)}"
             )
         x = x[..., 0]  # [N, C, T, V]
         segments = make_segments(seq_lengths, x)
@@ -92,6 +94,8 @@ class GPGait(BaseModel):
                 "triplet": {"embeddings": embed, "labels": labels},
                 "softmax": {"logits": logits, "labels": labels},
             },
+            # a few real poses (x, y per joint and frame); the original GPGait++ logs a reshaped view
+            # of the input memory that is not a pose image (docs/upstream_differences.md)
             "visual_summary": pose_summary(x[:, 0:2].permute(0, 2, 3, 1)),
             "inference_feat": {"embeddings": features},
         }

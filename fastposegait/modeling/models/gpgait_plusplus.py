@@ -35,18 +35,14 @@ from torch import nn
 from ...data.skeleton import get_joint_format
 from ...errors import ConfigError
 from ...registry import MODELS
-from ..base_model import BaseModel
 from ..graph import spatial_adjacency
 from ..layers.heads import SeparateBNNecks, SeparateFCs, _part_weight
-from ..layers.pagcn import PARTITIONS, SemanticPyramidPooling, Segments, make_segments, set_max_pool
+from ..layers.pagcn import PARTITIONS, SemanticPyramidPooling, Segments, set_max_pool
 from ..layers.pagcn_plus import Part_AGCN_TCN
-from .pose_summary import pose_summary
+from .gpgait import GPGait
 
 logger = logging.getLogger(__name__)
 
-NUM_JOINTS = 17  # COCO; the angle branch uses joints 5..16
-INPUT_CHANNELS = 5  # x, y, bone x, bone y, angle (a sixth, zero channel may follow)
-ANGLE_JOINTS = slice(5, 17)
 SHARE_NUM = 3  # shared blocks per branch, whatever the config says
 SHARED_PARTITION = 1  # five limb/head parts (four limbs without the head)
 
@@ -142,15 +138,15 @@ def _positive_int(value: Any) -> bool:
 
 
 @MODELS.register("GPGait_PlusPlus")
-class GPGaitPlusPlus(BaseModel):
+class GPGaitPlusPlus(GPGait):
     """GPGait++; ``model_cfg``: ``in_channels`` (e.g. ``[2, 64, 64, 128, 256]``: 3 shared
     blocks, then one path block per further width), ``num_class`` (training identities),
-    ``share_num`` (read for compatibility; always 3), ``mask`` (part masks in the blocks)."""
+    ``share_num`` (read for compatibility; always 3), ``mask`` (part masks in the blocks).
 
-    accepts_packed_sequences = True
+    Only the network differs from :class:`GPGait`; the forward (input check, branches, head,
+    outputs) is GPGait's."""
 
-    def build_network(self, model_cfg: Dict[str, Any]) -> None:
-        self._build(**self.cfg_args(self._build, model_cfg))
+    input_error_name = "GPGait_PlusPlus"
 
     def _build(self, in_channels: Sequence[int], num_class: int, share_num: int = SHARE_NUM,
                mask: bool = True) -> None:
@@ -182,31 +178,3 @@ class GPGaitPlusPlus(BaseModel):
         width = in_channels[-1]
         self.head = SeparateFCs(self.num_parts, width, width)
         self.BNNecks = PartBNNecks(self.num_parts, width, num_class)
-
-    def forward(self, inputs: Any) -> Dict[str, Dict[str, Any]]:
-        ipts, labels, _, _, seq_lengths = inputs
-        x = ipts[0]
-        if x.dim() != 5 or x.shape[1] < INPUT_CHANNELS or x.shape[3] != NUM_JOINTS or x.shape[4] != 1:
-            raise ValueError(
-                "GPGait_PlusPlus expects HOD_MultiInput + SkeletonInput features [N, 6, T, 17, 1] (channels x, y, "
-                f"bone x, bone y, angle, 0; COCO joints), got shape {tuple(x.shape)}"
-            )
-        x = x[..., 0]  # [N, C, T, V]
-        segments = make_segments(seq_lengths, x)
-        parts = torch.cat([
-            self.pose(x[:, 0:2], segments),
-            self.bone(x[:, 2:4], segments),
-            self.angle(x[:, 4:5, :, ANGLE_JOINTS], segments),
-        ], dim=-1)  # [n, C, 19]
-        embed = self.head(parts)
-        features, logits = self.BNNecks(embed)
-        return {
-            "training_feat": {
-                "triplet": {"embeddings": embed, "labels": labels},
-                "softmax": {"logits": logits, "labels": labels},
-            },
-            # a few real poses (x, y per joint and frame); the original logs a reshaped view of
-            # the input memory that is not a pose image (docs/upstream_differences.md)
-            "visual_summary": pose_summary(x[:, 0:2].permute(0, 2, 3, 1)),
-            "inference_feat": {"embeddings": features},
-        }
