@@ -46,6 +46,7 @@ __all__ = [
     "PAGCNBlock",
     "SemanticPyramidPooling",
     "set_max_pool",
+    "BranchInput",
     "BranchPAGCN",
 ]
 
@@ -268,7 +269,36 @@ class SemanticPyramidPooling(nn.Module):
         return mean + peak
 
 
-class BranchPAGCN(nn.Module):
+class BranchInput(nn.Module):
+    """The input end GPGait and GPGait++ branches share: the joint format, the graph adjacency
+    ``A`` (a constant: a non-persistent buffer, so not in the state dict, as upstream has no
+    ``A`` key) and the data BatchNorm ``data_bn`` over the flattened (joint, channel) axis.
+
+    Subclasses build their blocks after calling this ``__init__``, so ``data_bn`` comes first
+    in their state dict, as upstream's."""
+
+    def __init__(self, first_c: int, joint_format: str) -> None:
+        super().__init__()
+        fmt = get_joint_format(joint_format)
+        self.joint_format = fmt.name
+        self.first_c = first_c
+        self.num_joints = fmt.num_joints
+        self.register_buffer("A", spatial_adjacency(fmt.name, max_hop=2), persistent=False)
+        self.data_bn = nn.BatchNorm1d(first_c * self.num_joints)
+
+    def normalise_input(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """``x`` ``[N, first_c, T, V]`` checked (``name`` starts the error) and normalised by
+        the data BN per frame over the (joint, channel) axis, joint-major as ST-GCN's (M, V, C)."""
+        n, c, t, v = x.shape
+        if c != self.first_c or v != self.num_joints:
+            raise ValueError(
+                f"{name} expects [N, {self.first_c}, T, {self.num_joints}], got shape {tuple(x.shape)}"
+            )
+        x = self.data_bn(x.permute(0, 3, 1, 2).reshape(n, v * c, t))
+        return x.view(n, v, c, t).permute(0, 2, 3, 1).contiguous()
+
+
+class BranchPAGCN(BranchInput):
     """One GPGait input branch, ``[N, first_c, T, V] -> [n, in_channels[-1], parts]``.
 
     Args:
@@ -288,28 +318,22 @@ class BranchPAGCN(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], share_num: int, first_c: int, joint_format: str) -> None:
-        super().__init__()
         partitions = _partitions(joint_format)
-        fmt = get_joint_format(joint_format)
-        self.joint_format = fmt.name
-        self.first_c = first_c
-        self.num_joints = fmt.num_joints
+        super().__init__(first_c, joint_format)
         widths = [first_c, *in_channels[1:]]
-        self.register_buffer("A", spatial_adjacency(fmt.name, max_hop=2), persistent=False)
-        self.data_bn = nn.BatchNorm1d(first_c * self.num_joints)
         self.layer_share = nn.ModuleList(
             PAGCNBlock(widths[i], widths[i + 1], self.num_joints) for i in range(share_num)
         )
         self.register_buffer("share_mask", part_mask(partitions[SHARED_PARTITION], self.num_joints),
                              persistent=False)
         #: path names in output order
-        self.path_names: Tuple[str, ...] = tuple(name for name, _ in PATH_PARTITIONS[fmt.name])
+        self.path_names: Tuple[str, ...] = tuple(name for name, _ in PATH_PARTITIONS[self.joint_format])
         for name in sorted(self.path_names, key=lambda n: n != "backbone"):  # upstream's registration order
             self.add_module(name, nn.ModuleList(
                 PAGCNBlock(widths[i], widths[i + 1], self.num_joints) for i in range(share_num, len(widths) - 1)
             ))
         self.pooling = nn.ModuleDict()
-        for name, index in PATH_PARTITIONS[fmt.name]:
+        for name, index in PATH_PARTITIONS[self.joint_format]:
             mask = None if index is None else part_mask(partitions[index], self.num_joints)
             self.register_buffer(f"{name}_mask", mask, persistent=False)
             self.pooling[name] = SemanticPyramidPooling(partitions[0] if index is None else partitions[index])
@@ -333,15 +357,7 @@ class BranchPAGCN(nn.Module):
         return self.pooling[name](set_max_pool(x, segments))
 
     def forward(self, x: torch.Tensor, segments: Optional[Segments] = None) -> torch.Tensor:
-        n, c, t, v = x.shape
-        if c != self.first_c or v != self.num_joints:
-            raise ValueError(
-                f"BranchPAGCN({self.joint_format}) expects [N, {self.first_c}, T, {self.num_joints}], "
-                f"got shape {tuple(x.shape)}"
-            )
-        # data BN per frame over the (joint, channel) axis, joint-major as ST-GCN's (M, V, C)
-        x = self.data_bn(x.permute(0, 3, 1, 2).reshape(n, v * c, t))
-        x = x.view(n, v, c, t).permute(0, 2, 3, 1).contiguous()
+        x = self.normalise_input(x, f"BranchPAGCN({self.joint_format})")
         for block in self.layer_share:
             x = block(x, self.A, self.share_mask, segments)
         return torch.cat([self._path(name, x, segments) for name in self.path_names], dim=-1)

@@ -32,12 +32,10 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from torch import nn
 
-from ...data.skeleton import get_joint_format
 from ...errors import ConfigError
 from ...registry import MODELS
-from ..graph import spatial_adjacency
 from ..layers.heads import SeparateBNNecks, SeparateFCs, _part_weight
-from ..layers.pagcn import PARTITIONS, SemanticPyramidPooling, Segments, set_max_pool
+from ..layers.pagcn import PARTITIONS, BranchInput, SemanticPyramidPooling, Segments, set_max_pool
 from ..layers.pagcn_plus import Part_AGCN_TCN
 from .gpgait import GPGait
 
@@ -56,7 +54,7 @@ PATHS = {
 OUTPUT_ORDER = ("part_2", "part_2_2", "part_3_1", "backbone")
 
 
-class GPGaitPlusPlusBranch(nn.Module):
+class GPGaitPlusPlusBranch(BranchInput):
     """One input branch (the original's ``NewNet``), ``[N, first_c, T, V] -> [n, C, parts]``.
 
     Data BatchNorm over the flattened (joint, channel) axis per frame; 3 shared blocks
@@ -74,26 +72,20 @@ class GPGaitPlusPlusBranch(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], first_c: int, joint_format: str, mask: bool = True) -> None:
-        super().__init__()
-        fmt = get_joint_format(joint_format)
-        partitions = PARTITIONS[fmt.name]
-        self.joint_format = fmt.name
-        self.first_c = first_c
-        self.num_joints = fmt.num_joints
+        super().__init__(first_c, joint_format)
+        joint_format = self.joint_format  # the canonical name
+        partitions = PARTITIONS[joint_format]
         widths = [first_c, *in_channels[1:]]
-        # a constant, one tensor per branch and not in the state dict (the original's has no A key)
-        self.register_buffer("A", spatial_adjacency(fmt.name, max_hop=2), persistent=False)
-        self.data_bn = nn.BatchNorm1d(first_c * self.num_joints)
         self.layer_share = nn.ModuleList(
-            Part_AGCN_TCN(widths[i], widths[i + 1], fmt.name, mask) for i in range(SHARE_NUM)
+            Part_AGCN_TCN(widths[i], widths[i + 1], joint_format, mask) for i in range(SHARE_NUM)
         )
-        self.path_parts: Dict[str, Optional[int]] = dict(PATHS[fmt.name])
-        for name, part in PATHS[fmt.name]:
+        self.path_parts: Dict[str, Optional[int]] = dict(PATHS[joint_format])
+        for name, part in PATHS[joint_format]:
             self.add_module(name, nn.ModuleList(
-                Part_AGCN_TCN(widths[i], widths[i + 1], fmt.name, mask) for i in range(SHARE_NUM, len(widths) - 1)
+                Part_AGCN_TCN(widths[i], widths[i + 1], joint_format, mask) for i in range(SHARE_NUM, len(widths) - 1)
             ))
         self.pools = nn.ModuleDict({
-            name: SemanticPyramidPooling(partitions[0 if part is None else part]) for name, part in PATHS[fmt.name]
+            name: SemanticPyramidPooling(partitions[0 if part is None else part]) for name, part in PATHS[joint_format]
         })
 
     @property
@@ -101,15 +93,7 @@ class GPGaitPlusPlusBranch(nn.Module):
         return sum(pool.num_parts for pool in self.pools.values())
 
     def forward(self, x: torch.Tensor, segments: Optional[Segments] = None) -> torch.Tensor:
-        n, c, t, v = x.shape
-        if c != self.first_c or v != self.num_joints:
-            raise ValueError(
-                f"GPGait++ branch ({self.joint_format}) expects [N, {self.first_c}, T, {self.num_joints}], "
-                f"got shape {tuple(x.shape)}"
-            )
-        # data BN per frame over the (joint, channel) axis, joint-major (channel v * C + c)
-        x = self.data_bn(x.permute(0, 3, 1, 2).reshape(n, v * c, t))
-        x = x.view(n, v, c, t).permute(0, 2, 3, 1).contiguous()
+        x = self.normalise_input(x, f"GPGait++ branch ({self.joint_format})")
         for block in self.layer_share:
             x = block(x, self.A, SHARED_PARTITION, segments)
         pooled = {}
