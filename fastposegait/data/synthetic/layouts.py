@@ -14,10 +14,10 @@ import numpy as np
 
 from fastposegait.data.partitions import oumvlp_official_partition
 
-from .camera import CASIA_B_RIG, GAIT3D_NUM_CAMERAS, GREW_CAMERA, OUMVLP_RIG, gait3d_cameras, views_as_azimuths
+from .camera import CASIA_B_RIG, Camera, GAIT3D_NUM_CAMERAS, GREW_CAMERA, OUMVLP_RIG, gait3d_cameras, views_as_azimuths
 from .conditions import condition_of_type, covariates_kind, outfit_kind
 from .detector import DetectorParams
-from .generation import GenerationSummary, PathLike, resolve_num_train, start_run
+from .generation import GenerationSummary, LayoutRun, PathLike, resolve_num_train, start_run
 from .worker import SeqSpec, SubjectTask
 
 LAYOUTS: Tuple[str, ...] = ("casia-b", "oumvlp", "grew", "gait3d", "ccpg", "sustech1k")
@@ -40,6 +40,18 @@ SUSTECH1K_VIEWS: Tuple[str, ...] = tuple(f"{a:03d}" for a in range(0, 360, 45))
 def _check_types(types: Sequence[str]) -> None:
     if len(set(types)) != len(types) or not types:
         raise ValueError(f"types must be a non-empty list without duplicates, got {list(types)}")
+
+
+def _one_walk_per_type_tasks(run: LayoutRun, names: Sequence[str], types: Sequence[str], kinds: Sequence[str],
+                             views: Sequence[str], cameras: Sequence[Camera]) -> List[SubjectTask]:
+    """One task per subject of ``names`` in which each type is one walk seen at once by every
+    view's camera (each view its own appearance bias): the CASIA-B and SUSTech1K rigs."""
+    return [
+        run.task(i, [SeqSpec(name, t, v, kind, walk_key=t, appearance_key=v, camera=cam)
+                     for t, kind in zip(types, kinds)
+                     for v, cam in zip(views, cameras)])
+        for i, name in enumerate(names)
+    ]
 
 
 def generate_casia_b(
@@ -73,12 +85,7 @@ def generate_casia_b(
     cameras = [CASIA_B_RIG.camera(a) for a in azimuths]
     names = [f"{i + 1:03d}" for i in range(num_subjects)]
     run.prepare(names)
-    tasks = [
-        run.task(i, [SeqSpec(name, t, v, kind, walk_key=t, appearance_key=v, camera=cam)
-                     for t, kind in zip(types, kinds)
-                     for v, cam in zip(views, cameras)])
-        for i, name in enumerate(names)
-    ]
+    tasks = _one_walk_per_type_tasks(run, names, types, kinds, views, cameras)
     partition = {"TRAIN_SET": names[:num_train], "TEST_SET": names[num_train:]}
     return run.finish(tasks, partition, num_train, num_subjects - num_train)
 
@@ -400,12 +407,7 @@ def generate_sustech1k(
     train = sorted(names[i] for i in order[:num_train])
     test = sorted(names[i] for i in order[num_train:])
     run.prepare(names)
-    tasks = [
-        run.task(i, [SeqSpec(name, t, v, kind, walk_key=t, appearance_key=v, camera=cam)
-                     for t, kind in zip(types, kinds)
-                     for v, cam in zip(views, cameras)])
-        for i, name in enumerate(names)
-    ]
+    tasks = _one_walk_per_type_tasks(run, names, types, kinds, views, cameras)
     return run.finish(tasks, {"TRAIN_SET": train, "TEST_SET": test}, num_train, num_subjects - num_train)
 
 
