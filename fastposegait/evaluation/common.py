@@ -17,6 +17,7 @@ import torch
 
 from ..errors import EvaluationError
 from .distance import as_feature_tensor
+from .ranking import encode
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,19 @@ def _unpack(data: Mapping[str, Any], where: str, device: Optional[Union[str, tor
             f"{columns['labels'][first]}/{columns['types'][first]}/{columns['views'][first]})"
         )
     return _TestSet(features, columns["labels"], columns["types"], columns["views"])
+
+
+def _single_view_codes(test: _TestSet, where: str) -> Tuple[List[str], np.ndarray, np.ndarray]:
+    """The sorted view names of a single-view-gallery test set, and each sequence's view and
+    label codes. Such protocols exclude the identical view, so fewer than 2 views is an
+    :class:`EvaluationError` (``where`` starts it)."""
+    views = sorted(set(test.views.tolist()))
+    if len(views) < 2:
+        raise EvaluationError(
+            f"{where}: the single-view-gallery protocol excludes identical views and needs at least 2 views; "
+            f"the test set has only {views}"
+        )
+    return views, encode(test.views)[0], encode(test.labels)[0]
 
 
 def _fmt_types(types: Sequence[str]) -> str:

@@ -32,7 +32,16 @@ import torch
 from ..data.io import atomic_write
 from ..errors import EvaluationError, MissingFileError
 from ..registry import EVALUATORS, UnknownNameError
-from .common import PREFIX, _as_list, _fmt_types, _log_table, _round2, _TestSet, _unpack
+from .common import (
+    PREFIX,
+    _as_list,
+    _fmt_types,
+    _log_table,
+    _round2,
+    _single_view_codes,
+    _TestSet,
+    _unpack,
+)
 from .distance import auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
 from .sustech1k import sustech1k_single_view
@@ -179,15 +188,8 @@ def _single_view_gallery(
     test: _TestSet, dataset: str, protocol: IndoorProtocol, metric: str, chunk_size: Optional[int]
 ) -> Dict[str, Any]:
     where = f"evaluate_indoor_dataset({dataset})"
-    views = sorted(set(test.views.tolist()))
+    views, view_code, label_code = _single_view_codes(test, where)
     num_views = len(views)
-    if num_views < 2:
-        raise EvaluationError(
-            f"{where}: the single-view-gallery protocol excludes identical views and needs at least 2 views; "
-            f"the test set has only {views}"
-        )
-    view_code = encode(test.views)[0]
-    label_code = encode(test.labels)[0]
     probe_rows, probe_condition = _probe_rows(test, protocol)
     gallery_rows = np.flatnonzero(np.isin(test.types, protocol.gallery_types))
     probe_cells = probe_condition * num_views + view_code[probe_rows]

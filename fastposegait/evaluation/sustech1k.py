@@ -20,8 +20,14 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import EvaluationError
-from .common import PREFIX, _as_list, _fmt_types, _log_table, _TestSet
-from .ranking import encode
+from .common import (
+    PREFIX,
+    _as_list,
+    _fmt_types,
+    _log_table,
+    _single_view_codes,
+    _TestSet,
+)
 from .view_pairs import exclude_identical_views, view_pair_table
 
 logger = logging.getLogger(__name__)
@@ -73,15 +79,8 @@ def sustech1k_single_view(test: _TestSet, metric: str, chunk_size: Optional[int]
     NaN for it); a condition missing from some probe views, a gallery view without ``00-nm``
     sequences, or fewer than 2 views is an :class:`EvaluationError` naming the cell.
     """
-    views = sorted(set(test.views.tolist()))
+    views, view_code, label_code = _single_view_codes(test, where)
     num_views = len(views)
-    if num_views < 2:
-        raise EvaluationError(
-            f"{where}: the single-view-gallery protocol excludes identical views and needs at least 2 views; "
-            f"the test set has only {views}"
-        )
-    view_code = encode(test.views)[0]
-    label_code = encode(test.labels)[0]
     gallery_rows = np.flatnonzero(SUSTECH1K_GALLERY.matches(test.types))
     gallery_counts = np.bincount(view_code[gallery_rows], minlength=num_views)
     for v, count in enumerate(gallery_counts):
