@@ -54,6 +54,23 @@ def tiny_overrides(root: Path) -> List[str]:
     return synthetic_data_overrides(root) + TINY_GAITGRAPH2 + schedule_overrides(4, 2)
 
 
+def _tiny_gpgait(trained_keys: List[str]) -> dict:
+    """The :data:`TINY` entry of GPGait and GPGait++, which shrink and train alike (19 parts of
+    16 channels; triplet and cross-entropy losses)."""
+    return {
+        "overrides": [
+            "model_cfg.in_channels=[2, 8, 8, 8, 16]",
+            "model_cfg.num_class=4",  # one logit per training subject (4 of the 6)
+            "trainer_cfg.sampler.batch_size=[2, 2]",
+            "trainer_cfg.sampler.frames_num_fixed=12",
+            "evaluator_cfg.sampler.batch_size=8",
+        ],
+        "embedding": (16, 19),
+        "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
+        "trained_keys": trained_keys,
+    }
+
+
 #: per model (model_cfg.model of a demo): narrow widths and small batches; the test embedding
 #: shape (C, P) they give; what training logs; tensors that must change between checkpoints
 TINY = {
@@ -90,31 +107,8 @@ TINY = {
         "logged": ["triplet_hard_loss="],
         "trained_keys": ["backbone.1.st.attention_conv.qkv_conv.weight"],
     },
-    "gpgait": {
-        "overrides": [
-            "model_cfg.in_channels=[2, 8, 8, 8, 16]",
-            "model_cfg.num_class=4",  # one logit per training subject (4 of the 6)
-            "trainer_cfg.sampler.batch_size=[2, 2]",
-            "trainer_cfg.sampler.frames_num_fixed=12",
-            "evaluator_cfg.sampler.batch_size=8",
-        ],
-        "embedding": (16, 19),
-        "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
-        "trained_keys": ["pose.part_2.0.asg.PA", "angle.layer_share.0.asg.conv_d.0.weight",
-                         "BNNecks.fc_bin"],
-    },
-    "GPGait_PlusPlus": {
-        "overrides": [
-            "model_cfg.in_channels=[2, 8, 8, 8, 16]",
-            "model_cfg.num_class=4",  # one logit per training subject (4 of the 6)
-            "trainer_cfg.sampler.batch_size=[2, 2]",
-            "trainer_cfg.sampler.frames_num_fixed=12",
-            "evaluator_cfg.sampler.batch_size=8",
-        ],
-        "embedding": (16, 19),
-        "logged": ["triplet_hard_loss=", "softmax_loss=", "softmax_accuracy="],
-        "trained_keys": ["pose.part_2.0.asg.PA", "angle.layer_share.0.tcn.conv.weight", "BNNecks.fc_bin"],
-    },
+    "gpgait": _tiny_gpgait(["pose.part_2.0.asg.PA", "angle.layer_share.0.asg.conv_d.0.weight", "BNNecks.fc_bin"]),
+    "GPGait_PlusPlus": _tiny_gpgait(["pose.part_2.0.asg.PA", "angle.layer_share.0.tcn.conv.weight", "BNNecks.fc_bin"]),
     "RawJointsNN": {"overrides": [], "embedding": (4 * 17, 1), "logged": [], "trained_keys": []},
 }
 
