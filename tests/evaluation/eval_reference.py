@@ -111,3 +111,33 @@ def indoor_cross(feats, labels, types, views, conditions, gallery_types, metric)
             maps.append(np.round(mean_ap * 100, 2))
         out[name] = (np.array(r1), np.array(maps))
     return out
+
+
+def frac(x):
+    return x - math.floor(x)
+
+
+def worked_example(subjects, types, views, offset):
+    """The worked examples' test set: ``subjects x types x views`` in listing order with
+    i = 1, 2, ...: x0 = 2.5 s + 2 frac(sqrt(18 i + 0.5)) + offset[type], x1 = 1 + 2 frac(sqrt(31 i + 0.5))
+    (s the subject's position), as float32 ``[N, 2, 1]``."""
+    rows, labels, type_list, view_list = [], [], [], []
+    i = 0
+    for s, subject in enumerate(subjects):
+        for t in types:
+            for v in views:
+                i += 1
+                rows.append([2.5 * s + 2 * frac(math.sqrt(18 * i + 0.5)) + offset[t],
+                             1 + 2 * frac(math.sqrt(31 * i + 0.5))])
+                labels.append(subject)
+                type_list.append(t)
+                view_list.append(v)
+    emb = np.asarray(rows, dtype=np.float64).astype(np.float32)[:, :, None]
+    return {"embeddings": emb, "labels": labels, "types": type_list, "views": view_list}
+
+
+def subset(data, keep):
+    """The sequences of a test set ``data`` where the bool mask ``keep`` is true."""
+    keep = np.asarray(keep)
+    return {"embeddings": data["embeddings"][keep], **{k: [data[k][i] for i in np.flatnonzero(keep)]
+                                                        for k in ("labels", "types", "views")}}

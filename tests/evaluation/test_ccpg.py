@@ -2,12 +2,11 @@
 on random sets (small galleries, missing sequences, cameras with several view suffixes), and the
 failure modes (one clear line each)."""
 import logging
-import math
 
 import numpy as np
 import pytest
 
-from eval_reference import distance
+from eval_reference import distance, subset, worked_example
 from fastposegait.errors import EvaluationError
 from fastposegait.evaluation import evaluate_CCPG, evaluate_indoor_dataset
 from fastposegait.registry import EVALUATORS
@@ -22,29 +21,8 @@ TYPES = ["U0_D0", "U0_D0_BG", "U0_D3", "U1_D0", "U1_D1", "U2_D2", "U3_D3"]
 OFFSET = {"U0_D0": 0.0, "U0_D0_BG": 0.7, "U0_D3": -0.6, "U1_D0": 0.5, "U1_D1": -0.9, "U2_D2": 1.0, "U3_D3": -0.3}
 
 
-def frac(x):
-    return x - math.floor(x)
-
-
-def worked_example():
-    """5 subjects x 7 types x 2 views in listing order, i = 1, 2, ...:
-    x0 = 2.5 s + 2 frac(sqrt(18 i + 0.5)) + off(type), x1 = 1 + 2 frac(sqrt(31 i + 0.5))."""
-    rows, labels, types, views = [], [], [], []
-    i = 0
-    for s, subject in enumerate(["100", "101", "102", "103", "104"]):
-        for t in TYPES:
-            for v in ["01_1", "02_1"]:
-                i += 1
-                rows.append([2.5 * s + 2 * frac(math.sqrt(18 * i + 0.5)) + OFFSET[t],
-                             1 + 2 * frac(math.sqrt(31 * i + 0.5))])
-                labels.append(subject)
-                types.append(t)
-                views.append(v)
-    emb = np.asarray(rows, dtype=np.float64).astype(np.float32)[:, :, None]
-    return {"embeddings": emb, "labels": labels, "types": types, "views": views}
-
-
-EXAMPLE = worked_example()
+# 5 subjects x 7 types x 2 views
+EXAMPLE = worked_example(["100", "101", "102", "103", "104"], TYPES, ["01_1", "02_1"], OFFSET)
 
 # (Re-ID rank-1, mAP, mINP, rank-1 incl. identical, rank-1 excl. identical, per camera, matrix) per group
 EXPECTED = {
@@ -244,16 +222,10 @@ def test_ragged_cmc_one_missing_gallery_sequence():
 # ---------------------------------------------------------------------------------------------
 
 
-def _drop(data, keep):
-    keep = np.asarray(keep)
-    return {"embeddings": data["embeddings"][keep], **{k: [data[k][i] for i in np.flatnonzero(keep)]
-                                                        for k in ("labels", "types", "views")}}
-
-
 def test_empty_gallery_camera_names_group_and_camera():
     keep = ~((np.asarray(EXAMPLE["types"]) == "U0_D3") & (np.asarray(EXAMPLE["views"]) == "02_1"))
     with pytest.raises(EvaluationError) as info:
-        evaluate_CCPG(_drop(EXAMPLE, keep), "CCPG")
+        evaluate_CCPG(subset(EXAMPLE, keep), "CCPG")
     message = str(info.value)
     assert "\n" not in message
     assert message == ("evaluate_CCPG(CCPG): group UP: no gallery sequences of types U0_D3 from camera 02 "
@@ -263,13 +235,13 @@ def test_empty_gallery_camera_names_group_and_camera():
 def test_empty_probe_camera_names_group_and_camera():
     keep = ~((np.asarray(EXAMPLE["types"]) == "U1_D0") & (np.asarray(EXAMPLE["views"]) == "01_1"))
     with pytest.raises(EvaluationError, match=r"group DN: no probe sequences of types U1_D0 from camera 01 "):
-        evaluate_CCPG(_drop(EXAMPLE, keep), "CCPG")
+        evaluate_CCPG(subset(EXAMPLE, keep), "CCPG")
 
 
 def test_one_camera_is_an_error():
     keep = np.asarray(EXAMPLE["views"]) == "01_1"
     with pytest.raises(EvaluationError, match=r"needs at least 2 cameras; the test set has only \['01'\]"):
-        evaluate_CCPG(_drop(EXAMPLE, keep), "CCPG")
+        evaluate_CCPG(subset(EXAMPLE, keep), "CCPG")
 
 
 @pytest.mark.parametrize("dataset", ["CASIA-B", "ccpg", "Gait3D"])

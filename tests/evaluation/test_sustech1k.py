@@ -2,12 +2,11 @@
 a brute-force loop reference on random sets (small galleries, missing sequences and conditions),
 and the failure modes."""
 import logging
-import math
 
 import numpy as np
 import pytest
 
-from eval_reference import distance
+from eval_reference import distance, subset, worked_example
 from fastposegait.errors import EvaluationError
 from fastposegait.evaluation import evaluate_indoor_dataset
 
@@ -22,28 +21,8 @@ OFFSET = {"00-nm": 0.0, "01-nm": 0.2, "01-bg": 0.7, "02-cl": -0.9, "02-cr": 0.5,
 SCALAR = "scalar/test_accuracy/"
 
 
-def frac(x):
-    return x - math.floor(x)
-
-
-def worked_example():
-    """Subjects 0001 0003 0004 0006 0007 x the 9 types x views 000 090 180 (135 sequences)."""
-    rows, labels, types, views = [], [], [], []
-    i = 0
-    for s, subject in enumerate(["0001", "0003", "0004", "0006", "0007"]):
-        for t in TYPES:
-            for v in ["000", "090", "180"]:
-                i += 1
-                rows.append([2.5 * s + 2 * frac(math.sqrt(18 * i + 0.5)) + OFFSET[t],
-                             1 + 2 * frac(math.sqrt(31 * i + 0.5))])
-                labels.append(subject)
-                types.append(t)
-                views.append(v)
-    emb = np.asarray(rows, dtype=np.float64).astype(np.float32)[:, :, None]
-    return {"embeddings": emb, "labels": labels, "types": types, "views": views}
-
-
-EXAMPLE = worked_example()
+# subjects 0001 0003 0004 0006 0007 x the 9 types x views 000 090 180 (135 sequences)
+EXAMPLE = worked_example(["0001", "0003", "0004", "0006", "0007"], TYPES, ["000", "090", "180"], OFFSET)
 
 EXPECTED = {  # condition: (per view 000 090 180, R1)
     "euc": {
@@ -194,16 +173,10 @@ def test_random_cases_are_mostly_evaluated():
 # ---------------------------------------------------------------------------------------------
 
 
-def _drop(keep):
-    keep = np.asarray(keep)
-    return {"embeddings": EXAMPLE["embeddings"][keep], **{k: [EXAMPLE[k][i] for i in np.flatnonzero(keep)]
-                                                           for k in ("labels", "types", "views")}}
-
-
 def test_condition_missing_in_one_view_is_named():
     keep = ~((np.asarray(EXAMPLE["types"]) == "04-nt") & (np.asarray(EXAMPLE["views"]) == "090"))
     with pytest.raises(EvaluationError) as info:
-        evaluate_indoor_dataset(_drop(keep), "SUSTech1K")
+        evaluate_indoor_dataset(subset(EXAMPLE, keep), "SUSTech1K")
     assert str(info.value) == ("evaluate_indoor_dataset(SUSTech1K): no probe sequences of condition Night "
                                "(types containing nt) with view 090")
 
@@ -211,7 +184,7 @@ def test_condition_missing_in_one_view_is_named():
 def test_condition_absent_everywhere_is_left_out_with_a_warning(caplog):
     keep = np.asarray(EXAMPLE["types"]) != "04-nt"
     with caplog.at_level(logging.WARNING, logger="fastposegait.evaluation"):
-        out = evaluate_indoor_dataset(_drop(keep), "SUSTech1K")
+        out = evaluate_indoor_dataset(subset(EXAMPLE, keep), "SUSTech1K")
     assert SCALAR + "Night@R1" not in out and SCALAR + "Overall@R1" in out
     assert not any(np.isnan(v) for k, v in out.items() if k.startswith("scalar/"))
     assert "no probe sequences of condition Night (types containing nt); it is left out" in caplog.text
@@ -220,14 +193,14 @@ def test_condition_absent_everywhere_is_left_out_with_a_warning(caplog):
 def test_gallery_view_without_00_nm_is_named():
     keep = ~((np.asarray(EXAMPLE["types"]) == "00-nm") & (np.asarray(EXAMPLE["views"]) == "180"))
     with pytest.raises(EvaluationError, match=r"no gallery sequences \(types containing 00-nm\) with view 180$"):
-        evaluate_indoor_dataset(_drop(keep), "SUSTech1K")
+        evaluate_indoor_dataset(subset(EXAMPLE, keep), "SUSTech1K")
 
 
 def test_one_view_is_an_error():
     with pytest.raises(EvaluationError, match="needs at least 2 views"):
-        evaluate_indoor_dataset(_drop(np.asarray(EXAMPLE["views"]) == "000"), "SUSTech1K")
+        evaluate_indoor_dataset(subset(EXAMPLE, np.asarray(EXAMPLE["views"]) == "000"), "SUSTech1K")
 
 
 def test_no_condition_at_all_is_an_error():
     with pytest.raises(EvaluationError, match="no test sequence belongs to any SUSTech1K condition"):
-        evaluate_indoor_dataset(_drop(np.asarray(EXAMPLE["types"]) == "00-nm"), "SUSTech1K")
+        evaluate_indoor_dataset(subset(EXAMPLE, np.asarray(EXAMPLE["types"]) == "00-nm"), "SUSTech1K")
