@@ -32,16 +32,7 @@ import torch
 from ..data.io import atomic_write
 from ..errors import EvaluationError, MissingFileError
 from ..registry import EVALUATORS, UnknownNameError
-from .common import (
-    PREFIX,
-    _as_list,
-    _fmt_types,
-    _log_table,
-    _round2,
-    _single_view_codes,
-    _TestSet,
-    _unpack,
-)
+from .common import PREFIX, _as_list, _fmt_types, _log_table, _round2, _single_view_codes, _TestSet, _unpack
 from .distance import auto_chunk_size, iter_distance_chunks
 from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
 from .sustech1k import sustech1k_single_view

@@ -20,14 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import EvaluationError
-from .common import (
-    PREFIX,
-    _as_list,
-    _fmt_types,
-    _log_table,
-    _single_view_codes,
-    _TestSet,
-)
+from .common import PREFIX, _as_list, _fmt_types, _log_table, _single_view_codes, _TestSet
 from .view_pairs import exclude_identical_views, view_pair_table
 
 logger = logging.getLogger(__name__)
