@@ -29,6 +29,57 @@ from .sections import EXTRA_TOP_LEVEL, SECTIONS, Config, resolved_test_dataset_n
 from .solvers import inherited_unused_keys, optimizer_classes, scheduler_classes
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key written twice in one mapping (YAML would silently keep the last one)."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
+        super().__init__(f"key {key!r} is given twice in one mapping (lines {first_line} and {second_line})")
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    Plain YAML keeps the last value, so a section or key pasted twice silently replaces the
+    first (``lr`` written twice trains with the second; a second ``optimizer_cfg`` drops
+    the first one's keys). Merge keys (``<<``) keep their usual meaning."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: Dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=False)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # the base class reports an unhashable key
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_yaml_map)
+
+
+def _load_yaml(stream: Any) -> Any:
+    """Parse YAML text with :class:`StrictLoader` (safe: no Python objects)."""
+    return yaml.load(stream, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+
+
+def _unreadable_value(exc: BaseException) -> str:
+    """Say, in a few words, why a YAML document could not be turned into values: nested too
+    deep for the parser, or an integer too long for Python to convert."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read (RecursionError); flatten the lists/mappings"
+    text = " ".join(str(exc).split())
+    if "integer string conversion" in text:
+        return f"an integer is too long to convert ({text.split(';')[0]}); write a sensible number"
+    return f"a value cannot be converted ({text})"
+
 
 def default_config_path() -> Path:
     """``configs/default.yaml`` of this checkout, else of the working directory."""
@@ -55,10 +106,15 @@ def read_yaml(path: str | Path) -> Dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file to --cfgs")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = _load_yaml(f)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: key {exc.key!r} is given twice in the same mapping (lines "
+                          f"{exc.first_line} and {exc.second_line}); keep one of them") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
                           "save the config as UTF-8") from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{path}: {_unreadable_value(exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
@@ -98,12 +154,22 @@ def parse_override(text: str) -> Tuple[List[str], Any]:
     if not all(parts):
         raise ConfigError(f"command-line override {text!r} has an empty key component")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _load_yaml(raw) if raw.strip() else ""
+    except _DuplicateKey as exc:
+        raise ConfigError(f"command-line override {_short(text)}: key {exc.key!r} is given twice in the "
+                          "value; keep one of them") from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"command-line override {_short(text)}: {_unreadable_value(exc)}") from None
     except yaml.YAMLError as exc:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise ConfigError(f"command-line override {text!r}: the value is not valid YAML ({problem}); "
                           "quote it for the shell, e.g. 'key=[1, 2]'") from None
     return parts, value
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``repr`` of an override, cut to ``limit`` characters so a hostile value stays one line."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def apply_override(cfg: Dict[str, Any], parts: Sequence[str], value: Any, text: str) -> None:
