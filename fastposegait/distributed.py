@@ -51,12 +51,39 @@ def detect_env(local_rank_flag: Optional[int] = None) -> DistEnv:
                 "start multi-process runs with torchrun or python -m torch.distributed.launch"
             )
         return DistEnv()
-    rank = int(env["RANK"])
-    world_size = int(env["WORLD_SIZE"])
-    local_rank = int(env.get("LOCAL_RANK", local_rank_flag if local_rank_flag not in (None, -1) else rank))
-    local_world = int(env.get("LOCAL_WORLD_SIZE", world_size))
+    rank = _env_int(env, "RANK", 0)
+    world_size = _env_int(env, "WORLD_SIZE", 1)
+    local_rank = _env_int(env, "LOCAL_RANK", local_rank_flag if local_rank_flag not in (None, -1) else rank)
+    local_world = _env_int(env, "LOCAL_WORLD_SIZE", world_size)
+    if rank >= world_size:
+        raise DeviceError(f"RANK={rank} is not below WORLD_SIZE={world_size}; launch with torchrun, "
+                          "or unset RANK and WORLD_SIZE for a single-process run")
+    if world_size > 1:
+        missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not env.get(name)]
+        if missing:
+            raise DeviceError(
+                f"WORLD_SIZE={world_size} is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+                " not: launch multi-process runs with torchrun (which sets them all), or unset RANK, "
+                "WORLD_SIZE and LOCAL_RANK for a single-process run")
     launcher = "torchrun" if "TORCHELASTIC_RUN_ID" in env else "launch"
     return DistEnv(rank, world_size, local_rank, local_world, launcher)
+
+
+def _env_int(env: Any, name: str, default: Optional[int]) -> int:
+    """The launcher variable ``name`` as a non-negative integer (``default`` when unset); any
+    other value is one :class:`DeviceError` naming the variable."""
+    raw = env.get(name)
+    if raw is None:
+        return int(default or 0)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    minimum = 1 if name.endswith("WORLD_SIZE") else 0
+    if value < minimum:
+        raise DeviceError(f"environment variable {name}={raw[:40]!r} is not an integer >= {minimum}; "
+                          f"launch with torchrun (which sets it), or unset {name} for a single-process run")
+    return value
 
 
 def select_device(env: DistEnv, requested: str = "auto") -> torch.device:

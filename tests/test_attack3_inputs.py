@@ -60,3 +60,33 @@ def test_a_section_given_twice_names_both_lines(tmp_path):
 def test_same_key_in_different_mappings_and_merge_keys_still_load(tmp_path):
     path = _write(tmp_path, "base: &b {lr: 1, x: 2}\nother:\n  <<: *b\n  lr: 3\nthird: {lr: 4}\n")
     assert read_yaml(path) == {"base": {"lr": 1, "x": 2}, "other": {"lr": 3, "x": 2}, "third": {"lr": 4}}
+
+
+LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"},
+     "WORLD_SIZE=2 is set but MASTER_ADDR and MASTER_PORT are not: launch multi-process runs with torchrun"),
+    ({"WORLD_SIZE": "two", "RANK": "0"}, "environment variable WORLD_SIZE='two' is not an integer >= 1"),
+    ({"WORLD_SIZE": "2", "RANK": "x"}, "environment variable RANK='x' is not an integer >= 0"),
+    ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "RANK=2 is not below WORLD_SIZE=2"),
+])
+def test_launcher_variables_without_a_launcher_are_one_device_error(monkeypatch, env, message):
+    from fastposegait.distributed import detect_env
+    from fastposegait.errors import DeviceError
+    for name in LAUNCHER_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DeviceError, match=re.escape(message)):
+        detect_env()
+
+
+def test_launcher_variables_of_a_real_launch_are_read(monkeypatch):
+    from fastposegait.distributed import detect_env
+    for name, value in {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    env = detect_env()
+    assert (env.rank, env.world_size, env.local_rank, env.local_world_size) == (3, 4, 1, 2)
