@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..errors import OutputDirError
+
 LOGGER_NAME = "fastposegait"
 FORMAT = "[%(asctime)s] [%(levelname)s]: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -41,9 +43,14 @@ def setup_logging(rank: int = 0, log_dir: Optional[Path] = None) -> logging.Logg
     console.setFormatter(formatter)
     logger.addHandler(console)
     if log_dir is not None and rank == 0:
-        log_dir.mkdir(parents=True, exist_ok=True)
         path = log_dir / (time.strftime("%Y-%m-%d-%H-%M-%S") + ".txt")
-        file_handler = logging.FileHandler(path, encoding="utf-8")
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.FileHandler(path, encoding="utf-8")
+        except OSError as exc:  # a read-only or full logs folder
+            raise OutputDirError(
+                f"{log_dir}: --log_to_file cannot write the log there ({exc.strerror or exc}); make the folder "
+                "writable, or run without --log_to_file (the log still goes to the terminal)") from None
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
         logger.info("logging to %s", path)

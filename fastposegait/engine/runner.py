@@ -238,11 +238,17 @@ class Runner:
 
     def _write_results(self, tag: str, num_sequences: int, results: Dict[str, Any]) -> None:
         evaluator_cfg = self.config.evaluator
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         out = self.checkpoint_dir / f"{self.save_name}-{tag}-test.json"
         report = {"eval_func": evaluator_cfg.eval_func, "dataset": self.config.data.test_dataset_name,
                   "metric": evaluator_cfg.metric, "num_sequences": num_sequences, "results": _jsonable(results)}
-        atomic_write(out, lambda f: f.write(json.dumps(report, indent=2).encode()))
+        text = json.dumps(report, indent=2).encode()
+        try:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(out, lambda f: f.write(text))
+        except OSError as exc:  # a full disk, a read-only folder, a quota
+            raise OutputDirError(
+                f"{out}: cannot write the test results ({exc.strerror or exc}); they were logged above. Free "
+                f"space or make {self.checkpoint_dir} writable, then test again") from None
         logger.info("test results written to %s", out)
 
     def test(self) -> Dict[str, Any]:

@@ -56,3 +56,35 @@ def test_another_runtime_error_of_torch_save_is_a_bug_and_keeps_its_traceback(tm
     with pytest.raises(RuntimeError, match="something else"):
         save_checkpoint(tmp_path / "run-00002.pt", {"model": {}})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_for_the_test_results_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    import fastposegait.engine.runner as runner_mod
+
+    run = make_runner(tmp_path, monkeypatch, phase="test")
+
+    def full_disk(path, write, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner_mod, "atomic_write", full_disk)
+    with pytest.raises(OutputDirError) as info:
+        run._write_results("00004", 40, {"scalar/test_accuracy/NM": 0.5})
+    out = run.checkpoint_dir / "GaitGraph2-demo-00004-test.json"
+    assert user_message(info.value) == (
+        f"{out}: cannot write the test results (No space left on device); they were logged above. Free space "
+        f"or make {run.checkpoint_dir} writable, then test again")
+
+
+def test_log_to_file_with_a_read_only_logs_folder_is_one_line_naming_the_folder(tmp_path, monkeypatch):
+    import fastposegait.engine.log as log_mod
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(log_mod.logging, "FileHandler", read_only)
+    with pytest.raises(OutputDirError) as info:
+        make_runner(tmp_path, monkeypatch, log_to_file=True)
+    logs = tmp_path / "output" / "Synthetic-CASIA-B" / "GaitGraph2" / "GaitGraph2-demo" / "logs"
+    assert user_message(info.value) == (
+        f"{logs.relative_to(tmp_path)}: --log_to_file cannot write the log there (Read-only file system); make "
+        "the folder writable, or run without --log_to_file (the log still goes to the terminal)")
