@@ -49,7 +49,18 @@ def _sorted_dirs(path: str) -> List[str]:
     """The type or view folders under ``path``, sorted; hidden ones (``.ipynb_checkpoints``,
     editors' and the loader's own folders) are not sequences."""
     with os.scandir(path) as it:
-        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+        return sorted(e.name for e in it if not e.name.startswith(".") and _is_folder(e))
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether a listed entry is a folder (links followed). An entry that cannot be followed
+    (a symbolic link loop, a link into a folder this user cannot search) is no folder: it is
+    skipped with a warning naming it rather than ending the run with a traceback."""
+    try:
+        return entry.is_dir()
+    except OSError as exc:
+        logger.warning("%s: %s; skipped (fix or remove the link)", entry.path, exc.strerror or exc)
+        return False
 
 
 def _list_view(view_dir: str) -> Tuple[List[str], frozenset]:
@@ -287,7 +298,8 @@ class PoseDataset:
     def _subjects_on_disk(self, wanted: List[str], split_key: str) -> List[str]:
         """The split's subjects that have a folder, in partition order; the others are
         skipped with a warning (none at all is an error)."""
-        on_disk = {e.name for e in os.scandir(self.root) if e.is_dir()}
+        with os.scandir(self.root) as it:
+            on_disk = {e.name for e in it if _is_folder(e)}
         subjects = [s for s in wanted if s in on_disk]
         missing = [s for s in wanted if s not in on_disk]
         if not subjects:
