@@ -246,12 +246,6 @@ def _check_partition(
     except DatasetError as exc:
         report.add(ERROR, partition_path, _without_path(str(exc), partition_path))
         return None
-    except RecursionError:
-        report.add(ERROR, partition_path, "JSON nested too deeply to parse; the file is corrupt — write it again")
-        return None
-    except MemoryError:
-        report.add(ERROR, partition_path, "JSON too large to parse in memory; the file is corrupt — write it again")
-        return None
     on_disk = set(sequences)
     for key in ("TRAIN_SET", "TEST_SET"):
         _check_split_subjects(partition_path, root, key, partition[key], on_disk, report)

@@ -30,6 +30,10 @@ def read_partition(path: str | Path) -> Dict[str, List[str]]:
             partition = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply to parse; the file is corrupt — write it again") from None
+    except MemoryError:
+        raise DatasetError(f"{path}: JSON too large to parse in memory; the file is corrupt — write it again") from None
     if not isinstance(partition, dict):
         raise DatasetError(f"{path}: expected an object with TRAIN_SET and TEST_SET")
     for key in ("TRAIN_SET", "TEST_SET"):
