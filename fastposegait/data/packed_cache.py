@@ -19,8 +19,9 @@ per dataset root, so one folder can serve several datasets), otherwise
 ``<dataset_root>/.fastposegait_cache/``; if the dataset root is read-only, the user cache
 ``$XDG_CACHE_HOME/fastposegait/`` (default ``~/.cache/fastposegait/``). A valid cache found in
 any candidate folder is used even when that folder is read-only (a cache built once by whoever
-owns the dataset). If no folder is writable, :func:`open_packed_cache` returns ``None`` and the
-dataset falls back to in-memory loading with a warning.
+owns the dataset). If no folder is writable, or writing the cache fails (a full disk, a quota),
+:func:`open_packed_cache` removes what it wrote, returns ``None`` and the dataset falls back to
+in-memory loading with a warning.
 
 One file per split and selection: ``<TRAIN_SET|TEST_SET>-<key>.fpgpack``, ``key`` a digest of
 the split's subject list (from the partition, in order) and ``data_in_use``. A different
@@ -876,8 +877,17 @@ def open_packed_cache(
                 "packed cache: neither %s nor %s is writable; loading the split into memory instead "
                 "(set data_cfg.cache_dir to a writable folder to get the packed cache)", *folders)
             return None
-        cache, built = _build_locked(folder / name, reasons[folders.index(folder)], root_str, split,
-                                     record_paths, flat, stats)
+        try:
+            cache, built = _build_locked(folder / name, reasons[folders.index(folder)], root_str, split,
+                                         record_paths, flat, stats)
+        except OSError as exc:
+            if exc.filename is not None and str(exc.filename) in set(flat):
+                raise  # a pickle that cannot be read: not a problem of the cache folder
+            _remove_leftover_temps(folder / name)
+            logger.warning("packed cache: cannot write it in %s (%s); loading the split into memory instead "
+                           "(free space there or set data_cfg.cache_dir to another folder)",
+                           folder, exc.strerror or exc)
+            return None
     if signature is not None and subjects_on_disk is not None:
         _write_sidecar(cache.path, cache.build_id, root_str, subjects_on_disk, signature)
     cache.timings = {"fast_path": 0.0, "folders_s": 0.0, "stat_s": t_stat - t0, "validate_s": t_valid - t_stat,

@@ -46,3 +46,47 @@ def test_a_partition_nested_too_deeply_is_one_dataset_error(tmp_path):
     with pytest.raises(DatasetError) as info:
         read_partition(path)
     assert str(info.value) == f"{path}: JSON nested too deeply to parse; the file is corrupt — write it again"
+
+
+def test_a_full_disk_while_writing_the_packed_cache_falls_back_to_memory(tmp_path, caplog, monkeypatch):
+    import errno
+
+    from fastposegait.data import packed_cache
+    root = tmp_path / "ds"
+    part = make_tree(root, ["001", "002"], {"TRAIN_SET": ["001", "002"], "TEST_SET": ["001"]})
+    cache_dir = tmp_path / "cache"
+    real_atomic_write = packed_cache.atomic_write
+
+    def full_disk(path, write, mode=None):
+        def partial(f):
+            f.write(b"\0" * 4096)  # some bytes reach the temp file, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_atomic_write(path, partial, mode=mode)
+
+    monkeypatch.setattr(packed_cache, "atomic_write", full_disk)
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        ds = PoseDataset(root, part, training=True, cache=True, cache_dir=cache_dir)
+    assert ds.cache_mode == "memory"
+    assert [r.subject for r in ds.records] == ["001", "002"]
+    np.testing.assert_array_equal(ds.load(1)[0], np.ones((5, 17, 3), dtype=np.float32))
+    assert "packed cache: cannot write it in" in caplog.text and "No space left on device" in caplog.text
+    assert str(cache_dir) in caplog.text
+    left = [p.name for p in cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert left == []  # no partial cache or temp file stays behind
+
+
+def test_an_unreadable_pickle_while_building_the_cache_is_still_an_error(tmp_path, monkeypatch):
+    from fastposegait.data import packed_cache
+    root = tmp_path / "ds"
+    part = make_tree(root, ["001", "002"], {"TRAIN_SET": ["001", "002"], "TEST_SET": ["001"]})
+    bad = str(root / "002" / "nm-01" / "000" / "000.pkl")
+    real_open = open
+
+    def failing_open(path, *args, **kwargs):
+        if str(path) == bad:
+            raise PermissionError(13, "Permission denied", bad)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        PoseDataset(root, part, training=True, cache=True, cache_dir=tmp_path / "cache")
