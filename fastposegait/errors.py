@@ -111,3 +111,9 @@ def user_message(exc: BaseException) -> Optional[str]:
         head, sep, tail = last.partition(": ")
         text = tail if sep and head.endswith("Error") else last
     return text
+
+
+class TrainingError(FastPoseGaitError, RuntimeError):
+    """Training cannot go on: the loss stopped being finite (NaN or inf), so every later step
+    and checkpoint would be garbage. The message names the iteration, the last checkpoint with
+    finite weights, and what to check."""

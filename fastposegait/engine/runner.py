@@ -35,12 +35,13 @@ from ..data.dataset import PoseDataset, dataset_from_section
 from ..data.io import atomic_write
 from ..data.layout import check_pose_layout
 from ..data.loader import build_loader
-from ..errors import OutputDirError, RunInterrupted
+from ..errors import CheckpointError, OutputDirError, RunInterrupted
 from ..modeling import BaseModel, build_model, count_parameters
 from ..modeling.losses import LossAggregator
 from ..registry import EVALUATORS
 from .checkpoint import (capture_rng_state, checkpoint_path, load_checkpoint, load_model_state, remove_stale_temps,
                          resolve_restore_hint, restore_rng_state, rng_states_for_rank, save_checkpoint)
+from .finite_guard import FiniteGuard, non_finite_tensors, stop_training
 from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
 from .interrupt import StopRequests
 from .log import setup_logging
@@ -116,6 +117,9 @@ class Runner:
         self.iteration = 0
         self.batches_seen = 0
         self._test_parts: Optional[Tuple[PoseDataset, Any]] = None
+        self._finite = FiniteGuard()
+        self._last_good: Optional[str] = None  # the last checkpoint with finite weights, for the error
+        self._last_info: Dict[str, Any] = {}
         self.writer = SummaryWriter(None)
         self._watch = ProgressWatchdog(self.rank, 1, 0)  # replaced by train() / test()
 
@@ -359,6 +363,11 @@ class Runner:
         path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
         ckpt = load_checkpoint(path, self.model)  # renames (and reorders the optimizer of) an old-named checkpoint
         left = load_model_state(self.model, ckpt["model"], trainer.restore_ckpt_strict, path)
+        bad = non_finite_tensors(self.model.state_dict().values())
+        if bad:
+            raise CheckpointError(
+                f"{path}: {bad} of the model's tensors hold NaN or inf after loading it: its run diverged, and "
+                "training from it gives a NaN loss at once. Restore an earlier checkpoint of that run")
         if "loss" in ckpt:
             restore_losses(parts.losses, ckpt["loss"], path)
         start = int(ckpt.get("iteration", hint)) if isinstance(hint, int) else 0
@@ -372,6 +381,7 @@ class Runner:
             logger.warning("scheduler state not restored (%s)", "scheduler_reset" if "scheduler" in ckpt else "absent")
         else:
             restore_scheduler(scheduler, ckpt["scheduler"], path, trainer.total_iter - start)
+        self._last_good = f"{path} (trainer_cfg.restore_hint={hint if isinstance(hint, int) else str(path)!r})"
         if isinstance(hint, int):  # resume: continue counting, same batches, same random streams
             self.iteration = start
             self.batches_seen = int(ckpt.get("batches_seen", self.iteration))
@@ -386,7 +396,14 @@ class Runner:
     def _save(self, parts: TrainingParts) -> None:
         """Write ``<save_name>-<iteration>.pt`` on rank 0 (every rank's RNG states included)."""
         self._watch.beat(f"the checkpoint of iteration {self.iteration} (every rank's random state)")
-        rng_states = dist_utils.all_gather_object(capture_rng_state())
+        gathered = dist_utils.all_gather_object((capture_rng_state(), self._finite.first_bad()))
+        rng_states = [rng for rng, _ in gathered]
+        bad = [b for _, b in gathered if b is not None]  # every rank stops, not only the one that saw it
+        if bad:
+            raise self._non_finite(min(bad))
+        if non_finite_tensors(list(self.model.state_dict().values()) + list(parts.losses.state_dict().values())):
+            raise self._non_finite((self.iteration, float("nan")))
+        path = checkpoint_path(self.checkpoint_dir, self.save_name, self.iteration)
         if self.rank == 0:
             payload = {
                 "model": self.model.state_dict(),
@@ -401,9 +418,9 @@ class Runner:
                 payload["loss"] = loss_state
             if parts.scaler.is_enabled():
                 payload["scaler"] = parts.scaler.state_dict()
-            path = checkpoint_path(self.checkpoint_dir, self.save_name, self.iteration)
             save_checkpoint(path, payload)
             logger.info("checkpoint saved: %s", path)
+        self._last_good = f"{path} (--iter {self.iteration})"
         dist_utils.barrier()
 
     def _loop(self, parts: TrainingParts, total_iter: int, stop: StopRequests) -> None:
@@ -423,6 +440,8 @@ class Runner:
                 self.iteration += 1
                 self._watch.beat(f"iteration {self.iteration + 1} (the gradient all-reduce and the losses' gathers)")
                 loss, info, output = step
+                self._finite.record(loss, self.iteration)  # on the device: read where the loop syncs anyway
+                self._last_info = info
                 visual = output.get("visual_summary", {})
                 for key, value in {**info, **_scalars(visual)}.items():  # on the device: no sync per step
                     window[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
@@ -460,6 +479,10 @@ class Runner:
         """One log line and the TensorBoard scalars: the means over the window since the last."""
         means = mean_of_window(window)
         window.clear()
+        if self.world_size == 1:  # a multi-process run checks at the checkpoint, on every rank at once
+            bad = self._finite.first_bad()
+            if bad is not None:
+                raise self._non_finite(bad)
         if bar is not None:
             bar.set_postfix(loss=f"{loss.item():.4f}")
         text = ", ".join(f"{k[len('scalar/'):].replace('/', '_')}={v:.4f}" for k, v in means.items())
@@ -467,6 +490,10 @@ class Runner:
         means["scalar/learning_rate"] = parts.optimizer.param_groups[0]["lr"]
         self.writer.scalars(means, self.iteration)
         self._timer = time.time()
+
+    def _non_finite(self, bad: Tuple[int, float]) -> Exception:
+        """The error that ends a run whose loss (or weights) stopped being finite."""
+        return stop_training(bad[0], bad[1], self._last_info, self._last_good, self.iteration)
 
     def _checkpoint(self, parts: TrainingParts, visual: Mapping[str, Any]) -> None:
         """Save, write the images, and with ``with_test`` run the test phase."""

@@ -88,3 +88,58 @@ def test_log_to_file_with_a_read_only_logs_folder_is_one_line_naming_the_folder(
     assert user_message(info.value) == (
         f"{logs.relative_to(tmp_path)}: --log_to_file cannot write the log there (Read-only file system); make "
         "the folder writable, or run without --log_to_file (the log still goes to the terminal)")
+
+
+def poison_weights_at_step(run, step):
+    """From training step ``step`` on, the model's first weight is NaN (as after a diverged update)."""
+    forward = run.model.forward
+    calls = []
+
+    def poisoned(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            with torch.no_grad():
+                next(run.model.parameters()).fill_(float("nan"))
+        return forward(*args, **kwargs)
+
+    run.model.forward = poisoned
+
+
+@pytest.mark.parametrize("log_iter", [1, 100])  # found at the log line, or only before the checkpoint
+def test_a_nan_loss_stops_training_with_one_line_and_writes_no_nan_checkpoint(tmp_path, monkeypatch, log_iter):
+    from fastposegait.errors import TrainingError
+
+    run = make_runner(tmp_path, monkeypatch, f"trainer_cfg.log_iter={log_iter}")
+    poison_weights_at_step(run, 3)
+    with pytest.raises(TrainingError) as info:
+        run.train()
+    message = user_message(info.value)
+    first_ckpt = run.checkpoint_dir / "GaitGraph2-demo-00002.pt"
+    stopped_at = 3 if log_iter == 1 else 4
+    assert message.startswith(f"training stopped at iteration {stopped_at}: the loss is nan since iteration 3 "
+                              "(losses now: ")
+    assert (f"no checkpoint was written after it, the last checkpoint with finite weights is {first_ckpt} "
+            "(--iter 2). Check the data (non-finite or huge keypoints) and the learning rate") in message
+    assert "\n" not in message
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["GaitGraph2-demo-00002.pt"]
+    state = torch.load(first_ckpt, weights_only=True)["model"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_before_training(tmp_path, monkeypatch):
+    run = make_runner(tmp_path, monkeypatch)
+    run.train()
+    path = (run.checkpoint_dir / "GaitGraph2-demo-00002.pt").resolve()
+    ckpt = torch.load(path, weights_only=True)
+    first = next(iter(ckpt["model"]))
+    ckpt["model"][first] = torch.full_like(ckpt["model"][first], float("nan"))
+    bad = tmp_path / "nan_weights.pt"
+    torch.save(ckpt, bad)
+    other = tmp_path / "other"
+    other.mkdir()
+    fine_tune = make_runner(other, monkeypatch, f"trainer_cfg.restore_hint={bad}", "trainer_cfg.scheduler_reset=true")
+    with pytest.raises(CheckpointError) as info:
+        fine_tune.build_training()
+    assert user_message(info.value) == (
+        f"{bad}: 1 of the model's tensors hold NaN or inf after loading it: its run diverged, and training from "
+        "it gives a NaN loss at once. Restore an earlier checkpoint of that run")
