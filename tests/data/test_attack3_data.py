@@ -90,3 +90,20 @@ def test_an_unreadable_pickle_while_building_the_cache_is_still_an_error(tmp_pat
     monkeypatch.setattr("builtins.open", failing_open)
     with pytest.raises(PermissionError, match="Permission denied"):
         PoseDataset(root, part, training=True, cache=True, cache_dir=tmp_path / "cache")
+
+
+def test_synthetic_frame_ranges_beyond_what_the_loader_reads_are_refused(tmp_path, capsys):
+    from fastposegait.data.io import MAX_SEQUENCE_FRAMES
+    from fastposegait.data.synthetic import generate_dataset
+    from fastposegait.data.synthetic.cli import main
+    with pytest.raises(ValueError, match=f"a maximum of {MAX_SEQUENCE_FRAMES + 1:,} frames is more than the "
+                                         f"{MAX_SEQUENCE_FRAMES:,} a sequence file may hold"):
+        generate_dataset("casia-b", tmp_path / "api", num_subjects=2, frames=(2, MAX_SEQUENCE_FRAMES + 1))
+    with pytest.raises(SystemExit) as info:
+        main(["casia-b", "--root", str(tmp_path / "g"), "--subjects", "2", "--views", "000",
+              "--frames", "2", "1000000000"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ("error: frames: a maximum of 1,000,000,000 frames is more than the 1,000,000 a sequence file "
+                   "may hold (the loader refuses longer ones); lower the maximum\n")
+    assert not (tmp_path / "g").exists() and not (tmp_path / "api").exists()

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from fastposegait.data.io import atomic_write
+from fastposegait.data.io import MAX_SEQUENCE_FRAMES, atomic_write
 
 from .detector import WILD_DETECTOR, DetectorParams
 from .joints import check_joint_format
@@ -206,6 +206,9 @@ def _check_common(
             f"frames must be (min, max) integers with 2 <= min <= max (a one-frame sequence is not "
             f"a walk), got {frames!r}"
         )
+    if frames[1] > MAX_SEQUENCE_FRAMES:
+        raise ValueError(f"frames: a maximum of {int(frames[1]):,} frames is more than the {MAX_SEQUENCE_FRAMES:,} "
+                         "a sequence file may hold (the loader refuses longer ones); lower the maximum")
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     return Path(root), check_joint_format(joint_format)
