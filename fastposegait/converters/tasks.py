@@ -558,18 +558,18 @@ class _ChunkFeeder:
                 break
 
     def drain(self) -> None:
-        """Record each chunk as it finishes and submit the next, until none is pending; on any
-        error (a worker's exception, Ctrl-C) the chunks not yet started are cancelled."""
-        try:
-            while self.pending:
-                done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    self._record(fut)
-                    self.submit()
-        except BaseException:
-            for fut in self.pending:
-                fut.cancel()
-            raise
+        """Record each chunk as it finishes and submit the next, until none is pending.
+
+        On any error (a worker's exception, Ctrl-C) the chunks not yet started are cancelled by
+        the pool's shutdown (:func:`worker_pool`), in the pool's own thread. Cancelling them
+        here instead raced with that thread: when the workers are terminated (an interruption,
+        a worker killed by the system) it marks every pending future failed, and a future
+        cancelled in between made it print an ``InvalidStateError`` traceback."""
+        while self.pending:
+            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                self._record(fut)
+                self.submit()
 
     def _record(self, fut: Future) -> None:
         """Store a finished chunk's results (re-raising the exception of a failed one)."""
