@@ -90,8 +90,13 @@ def test_two_processes_match_single_process(tmp_path, kind):
     assert "process group: backend=gloo world_size=2" in proc.stderr
     a = load_state(single / OUT / "checkpoints" / "GaitGraph2-demo-00004.pt")["model"]
     b = load_state(multi / OUT / "checkpoints" / "GaitGraph2-demo-00004.pt")["model"]
+    # The gradients agree up to summation order (all-reduce of two halves vs one sum). AdamW
+    # divides each update by the gradient's running RMS, so a parameter whose true gradient is
+    # zero (a conv bias followed by BatchNorm) takes steps driven by rounding noise: after 4
+    # steps such tensors differ by up to ~1e-4 (measured 8e-5 with max_lr 5e-3), i.e. a few
+    # percent of one step. Everything else agrees far closer; the test phase below must agree.
     for key in a:
-        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5, rtol=1e-4), key
+        assert torch.allclose(a[key].float(), b[key].float(), atol=2.5e-4, rtol=1e-4), key
 
     run_cli(["--cfgs", str(DEMO_CFG), "--phase", "test", "--iter", "4", *over], single)
     run_cli(["--cfgs", str(DEMO_CFG), "--phase", "test", "--iter", "4", *over], multi, launcher=_launch(kind, free_port()))
