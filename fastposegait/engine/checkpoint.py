@@ -75,7 +75,51 @@ def capture_rng_state() -> Dict[str, Any]:
     return state
 
 
-def restore_rng_state(state: Dict[str, Any]) -> None:
+def _rng_problem(state: Any) -> Optional[str]:
+    """What is wrong with a saved RNG state (entry and why), or None when it fits this process."""
+    if not isinstance(state, Mapping):
+        return f"the entry is a {type(state).__name__}, not a mapping of RNG states"
+    for name in ("torch", "cuda"):
+        if name == "cuda" and (name not in state or not torch.cuda.is_available()):
+            continue
+        value = state.get(name)
+        own = torch.get_rng_state() if name == "torch" else torch.cuda.get_rng_state()
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.shape != own.shape:
+            what = f"a {value.dtype} tensor of shape {list(value.shape)}" if isinstance(value, torch.Tensor) \
+                else repr(value)[:40]
+            return f"'{name}' is {what}, not the {own.numel()}-byte generator state"
+    npst = state.get("numpy")
+    if not isinstance(npst, Mapping) or not isinstance(npst.get("key"), torch.Tensor) \
+            or npst["key"].numel() != 624 or not isinstance(npst.get("pos"), int) \
+            or not 0 <= npst["pos"] <= 624 or not isinstance(npst.get("has_gauss"), int) \
+            or not isinstance(npst.get("cached_gaussian"), (int, float)):
+        return "'numpy' is not a MT19937 state (key of 624 words, pos, has_gauss, cached_gaussian)"
+    py = state.get("python")
+    if not isinstance(py, (tuple, list)) or len(py) != 3 or not isinstance(py[0], int) \
+            or not isinstance(py[1], (tuple, list)) or len(py[1]) != 625 \
+            or not all(isinstance(v, int) for v in py[1]):
+        return "'python' is not a state of Python's random module (version, 625 words, gauss)"
+    return None
+
+
+def restore_rng_state(state: Dict[str, Any], path: Optional[Path] = None) -> None:
+    """Put a state of :func:`capture_rng_state` back. It is checked first, so a checkpoint with
+    a broken entry changes nothing and is one :class:`CheckpointError` naming ``path`` and the
+    entry."""
+    problem = _rng_problem(state)
+    if problem is None:
+        try:
+            _apply_rng_state(state)
+            return
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+            problem = f"it does not apply ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+    raise CheckpointError(
+        f"{path or 'checkpoint'}: its saved random state ('rng' entry) is unusable: {problem}. The file was "
+        "altered or written by another program; restore it by path (trainer_cfg.restore_hint=<file>) to "
+        "fine-tune from its weights without its random state")
+
+
+def _apply_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     npst = state["numpy"]
     np.random.set_state(("MT19937", npst["key"].numpy().astype(np.uint32), npst["pos"],
@@ -308,11 +352,17 @@ def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
                            f"{' '.join(str(exc).split())[:200]}); pass a .pt file this program wrote")
 
 
-def rng_states_for_rank(ckpt: Dict[str, Any], rank: int) -> Dict[str, Any] | None:
+def rng_states_for_rank(ckpt: Dict[str, Any], rank: int, path: Optional[Path] = None) -> Dict[str, Any] | None:
     """This rank's saved RNG states for a resume, or None. A checkpoint without them or without
     the sampler's position (upstream's checkpoints hold only model, optimizer, scheduler and
     iteration) still resumes, with one log line saying the run is not bit-exact."""
     states: List[Dict[str, Any]] = ckpt.get("rng", [])
+    if not isinstance(states, (list, tuple)):
+        raise CheckpointError(
+            f"{path or 'checkpoint'}: its saved random state ('rng' entry) is unusable: it is a "
+            f"{type(states).__name__}, not a list with one state per process. The file was altered or written by "
+            "another program; restore it by path (trainer_cfg.restore_hint=<file>) to fine-tune from its weights "
+            "without its random state")
     if rank >= len(states) or "batches_seen" not in ckpt:
         lacking = " and no ".join(what for what, absent in (("random states", rank >= len(states)),
                                                             ("sampler position", "batches_seen" not in ckpt)) if absent)

@@ -371,6 +371,8 @@ class Runner:
         if "loss" in ckpt:
             restore_losses(parts.losses, ckpt["loss"], path)
         start = int(ckpt.get("iteration", hint)) if isinstance(hint, int) else 0
+        if isinstance(hint, int):
+            _check_counters(ckpt, hint, path)
         if trainer.optimizer_reset or "optimizer" not in ckpt or left:
             why = "optimizer_reset" if trainer.optimizer_reset else "absent" if "optimizer" not in ckpt else \
                 "the model was loaded only in part"
@@ -387,9 +389,9 @@ class Runner:
             self.batches_seen = int(ckpt.get("batches_seen", self.iteration))
             if "scaler" in ckpt and scaler.is_enabled():
                 scaler.load_state_dict(ckpt["scaler"])
-            rng = rng_states_for_rank(ckpt, self.rank)
+            rng = rng_states_for_rank(ckpt, self.rank, path)
             if rng is not None:
-                restore_rng_state(rng)
+                restore_rng_state(rng, path)
         logger.info("restored %s (iteration %d)", path, self.iteration)
         return self.iteration
 
@@ -515,6 +517,29 @@ class Runner:
         raise RunInterrupted(
             f"training stopped by {signal.Signals(signum).name} at iteration {self.iteration}; checkpoint {path} "
             f"is saved. Resume with the same command plus --iter {self.iteration}", signum)
+
+
+def _check_counters(ckpt: Mapping[str, Any], hint: int, path: Path) -> None:
+    """A resume trusts the counters of the file its iteration names: they must be the ones a run
+    of this program leaves there. ``iteration`` is the number in the file name; ``batches_seen``
+    (batches the sampler produced) equals it, or exceeds it by the float16 steps an overflow
+    skipped (only a run with a grad-scaler state skips steps)."""
+    iteration = ckpt.get("iteration", hint)
+    if iteration != hint:
+        raise CheckpointError(
+            f"{path}: its name says iteration {hint} but it holds iteration {iteration}: it was renamed, copied "
+            "from another run or altered. Resume from the file of that iteration, or restore it by path "
+            "(trainer_cfg.restore_hint=<file>) to fine-tune from its weights")
+    if "batches_seen" not in ckpt:
+        return
+    seen = ckpt["batches_seen"]
+    skips = "scaler" in ckpt  # float16 training: overflowing steps are skipped but their batches counted
+    if seen < iteration or (seen > iteration and not skips) or seen > 2 * iteration + 1000:
+        expected = f"at least {iteration}" if skips else f"{iteration} (a run without float16 skips no step)"
+        raise CheckpointError(
+            f"{path}: its batches_seen is {seen} at iteration {iteration}, expected {expected}: the file was "
+            "altered or written by another program. Restore it by path (trainer_cfg.restore_hint=<file>) to "
+            "fine-tune from its weights")
 
 
 def _scalars(summary: Mapping[str, Any]) -> Dict[str, Any]:

@@ -143,3 +143,53 @@ def test_a_checkpoint_with_nan_weights_is_refused_before_training(tmp_path, monk
     assert user_message(info.value) == (
         f"{bad}: 1 of the model's tensors hold NaN or inf after loading it: its run diverged, and training from "
         "it gives a NaN loss at once. Restore an earlier checkpoint of that run")
+
+
+FINE_TUNE = "estore it by path (trainer_cfg.restore_hint=<file>) to fine-tune from its weights"
+
+
+@pytest.mark.parametrize("entry, value, problem", [
+    ("rng", [{"torch": torch.zeros(3, dtype=torch.uint8)}],
+     "'torch' is a torch.uint8 tensor of shape [3], not the 5056-byte generator state"),
+    ("rng", "xyz", "it is a str, not a list with one state per process"),
+    ("rng", ["xyz"], "the entry is a str, not a mapping of RNG states"),
+    ("iteration", 10 ** 12, None),
+    ("batches_seen", 10 ** 15, None),
+    ("batches_seen", 1, None),
+])
+def test_a_resumed_checkpoint_with_broken_rng_or_counters_is_one_line(tmp_path, monkeypatch, entry, value, problem):
+    first = make_runner(tmp_path, monkeypatch)
+    first.train()
+    path = first.checkpoint_dir / "GaitGraph2-demo-00002.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt[entry] = value
+    torch.save(ckpt, path)
+    resumed = make_runner(tmp_path, monkeypatch, "trainer_cfg.restore_hint=2")
+    with pytest.raises(CheckpointError) as info:
+        resumed.build_training()
+    message = user_message(info.value)
+    if entry == "rng":
+        assert message.startswith(f"{path}: its saved random state ('rng' entry) is unusable: {problem}. ")
+        assert FINE_TUNE in message
+    elif entry == "iteration":
+        assert message.startswith(f"{path}: its name says iteration 2 but it holds iteration 1000000000000: ")
+    else:
+        assert message.startswith(f"{path}: its batches_seen is {value} at iteration 2, expected 2 (a run without "
+                                  "float16 skips no step): ")
+        assert FINE_TUNE in message
+
+
+def test_restoring_by_path_ignores_the_counters_as_before(tmp_path, monkeypatch):
+    first = make_runner(tmp_path, monkeypatch)
+    first.train()
+    path = (first.checkpoint_dir / "GaitGraph2-demo-00002.pt").resolve()
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["iteration"] = 10 ** 12
+    ckpt["rng"] = "xyz"
+    torch.save(ckpt, tmp_path / "moved.pt")
+    other = tmp_path / "other"
+    other.mkdir()
+    fine_tune = make_runner(other, monkeypatch, f"trainer_cfg.restore_hint={tmp_path / 'moved.pt'}",
+                            "trainer_cfg.scheduler_reset=true")
+    fine_tune.build_training()
+    assert fine_tune.iteration == 0 and fine_tune.batches_seen == 0
