@@ -99,3 +99,48 @@ def restore_losses(losses: nn.Module, state: Any, path: Path) -> None:
         first = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{path}: its loss parameters do not fit this loss_cfg ({first}); use the "
                               "loss_cfg the checkpoint was trained with") from None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def snapshot_settings(optimizer: torch.optim.Optimizer, scheduler: Any) -> tuple:
+    """The configured optimizer hyperparameters (first parameter group) and scheduler state,
+    taken before a checkpoint's states replace them (for :func:`changed_settings`)."""
+    group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    return group, dict(scheduler.state_dict())
+
+
+def changed_settings(before: tuple, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     optimizer_cfg: Mapping[str, Any], scheduler_cfg: Mapping[str, Any]) -> list:
+    """The config keys whose value in the restored optimizer/scheduler state differs from the
+    one the config gave: ``(section.key, configured, restored, reset option)``. Values the
+    schedule moves at every step are compared where they stay put: ``lr`` as the group's
+    ``initial_lr`` (not at all under OneCycleLR, whose ``max_lr`` replaces it); ``betas``/``momentum``
+    not at all when the schedule cycles momentum."""
+    group, sched = before
+    now_group = optimizer.param_groups[0]
+    now_sched = scheduler.state_dict()
+    cycling = bool(sched.get("cycle_momentum"))
+    found = []
+    for section, cfg in (("optimizer_cfg", optimizer_cfg), ("scheduler_cfg", scheduler_cfg)):
+        for key in cfg:
+            if key in ("solver", "scheduler") or (cycling and key in ("betas", "momentum")) \
+                    or (key == "lr" and section == "optimizer_cfg" and "max_lr" in group):
+                continue  # moved at every step, or (lr under OneCycleLR) replaced by the schedule
+            name = "initial_lr" if key == "lr" and "initial_lr" in group else key
+            if name in sched and name in now_sched and name not in ("last_epoch", "_step_count", "_last_lr"):
+                old, new, reset = sched[name], now_sched[name], "scheduler_reset"
+            elif name in group and name in now_group and name != "lr":
+                old, new = group[name], now_group[name]
+                reset = "optimizer_reset" if section == "optimizer_cfg" else "scheduler_reset and optimizer_reset"
+            else:
+                continue
+            if not _same(old, new):
+                found.append((f"{section}.{key}", old, new, reset))
+    return found

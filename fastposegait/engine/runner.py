@@ -45,7 +45,7 @@ from .finite_guard import FiniteGuard, non_finite_tensors, stop_training
 from .inference import CPU_SEQUENCES_PER_CALL, extract_embeddings, move_batch, run_evaluator
 from .interrupt import StopRequests
 from .log import setup_logging
-from .restore import restore_losses, restore_optimizer, restore_scheduler
+from .restore import changed_settings, restore_losses, restore_optimizer, restore_scheduler, snapshot_settings
 from .run_lock import RunLock
 from .watchdog import ProgressWatchdog, collective_errors
 from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
@@ -371,6 +371,7 @@ class Runner:
         if "loss" in ckpt:
             restore_losses(parts.losses, ckpt["loss"], path)
         start = int(ckpt.get("iteration", hint)) if isinstance(hint, int) else 0
+        configured = snapshot_settings(optimizer, scheduler)
         if isinstance(hint, int):
             _check_counters(ckpt, hint, path)
         if trainer.optimizer_reset or "optimizer" not in ckpt or left:
@@ -383,6 +384,14 @@ class Runner:
             logger.warning("scheduler state not restored (%s)", "scheduler_reset" if "scheduler" in ckpt else "absent")
         else:
             restore_scheduler(scheduler, ckpt["scheduler"], path, trainer.total_iter - start)
+        changed = changed_settings(configured, optimizer, scheduler, self.config.raw.get("optimizer_cfg") or {},
+                                   self.config.raw.get("scheduler_cfg") or {})
+        if changed:
+            resets = sorted({f"trainer_cfg.{r}: true" for *_, reset in changed for r in reset.split(" and ")})
+            logger.warning("%s: the config differs from the optimizer/scheduler state restored from it in %s; the "
+                           "checkpoint's values are used. To apply the config's instead, set %s", path,
+                           "; ".join(f"{key} (config {_shown(old)}, checkpoint {_shown(new)})"
+                                     for key, old, new, _ in changed), " and ".join(resets))
         self._last_good = f"{path} (trainer_cfg.restore_hint={hint if isinstance(hint, int) else str(path)!r})"
         if isinstance(hint, int):  # resume: continue counting, same batches, same random streams
             self.iteration = start
@@ -517,6 +526,11 @@ class Runner:
         raise RunInterrupted(
             f"training stopped by {signal.Signals(signum).name} at iteration {self.iteration}; checkpoint {path} "
             f"is saved. Resume with the same command plus --iter {self.iteration}", signum)
+
+
+def _shown(value: Any) -> str:
+    """A config or state value for a log line."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _check_counters(ckpt: Mapping[str, Any], hint: int, path: Path) -> None:

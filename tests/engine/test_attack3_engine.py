@@ -193,3 +193,28 @@ def test_restoring_by_path_ignores_the_counters_as_before(tmp_path, monkeypatch)
                             "trainer_cfg.scheduler_reset=true")
     fine_tune.build_training()
     assert fine_tune.iteration == 0 and fine_tune.batches_seen == 0
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["scheduler_cfg.max_lr=0.5"], "scheduler_cfg.max_lr (config 0.5, checkpoint 0.005)"),
+    (["optimizer_cfg.weight_decay=0.1"], "optimizer_cfg.weight_decay (config 0.1, checkpoint 1e-05)"),
+])
+def test_resuming_with_a_changed_schedule_warns_and_names_the_keys(tmp_path, monkeypatch, caplog, extra, named):
+    make_runner(tmp_path, monkeypatch).train()
+    resumed = make_runner(tmp_path, monkeypatch, "trainer_cfg.restore_hint=2", *extra)
+    monkeypatch.setattr(logging.getLogger("fastposegait"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        resumed.build_training()
+    lines = [r.getMessage() for r in caplog.records if "the config differs" in r.getMessage()]
+    assert len(lines) == 1
+    assert f"the config differs from the optimizer/scheduler state restored from it in {named}; the checkpoint's " \
+           "values are used. To apply the config's instead, set trainer_cfg.optimizer_reset: true" in lines[0]
+
+
+def test_resuming_with_the_same_config_does_not_warn(tmp_path, monkeypatch, caplog):
+    make_runner(tmp_path, monkeypatch).train()
+    resumed = make_runner(tmp_path, monkeypatch, "trainer_cfg.restore_hint=2")
+    monkeypatch.setattr(logging.getLogger("fastposegait"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="fastposegait"):
+        resumed.build_training()
+    assert "the config differs" not in caplog.text
