@@ -183,6 +183,9 @@ class InferenceSampler:
         self.world_size = world_size
         _check_divisible(self.batch_size, world_size, "InferenceSampler batch_size",
                          _next_multiple(self.batch_size, world_size))
+        # a batch larger than the test set is one batch of all of it: clamp it, so that a huge
+        # batch_size pads nothing huge (the same embeddings; the padding is dropped anyway)
+        self.batch_size = min(self.batch_size, -(-max(self.size, 1) // world_size) * world_size)
         indices = list(range(self.size))
         if self.batch_size != 1:
             pad = -self.size % self.batch_size

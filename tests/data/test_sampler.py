@@ -169,7 +169,7 @@ def test_inference_sampler_covers_every_sequence_once_after_depadding(n, batch, 
         for r in range(world):
             gathered += shards[r][b]
     assert gathered[:n] == list(range(n))
-    assert len(gathered) % batch == 0
+    assert len(gathered) % min(batch, -(-n // world) * world) == 0  # a batch beyond the set is clamped to it
 
 
 def test_inference_sampler_batch_one_needs_single_process():

@@ -218,3 +218,14 @@ def test_resuming_with_the_same_config_does_not_warn(tmp_path, monkeypatch, capl
     with caplog.at_level(logging.WARNING, logger="fastposegait"):
         resumed.build_training()
     assert "the config differs" not in caplog.text
+
+
+@pytest.mark.parametrize("world_size, expected", [
+    (1, [[[0, 1, 2, 3, 4]]]),
+    (2, [[[0, 1, 2]], [[3, 4, 0]]]),  # one global batch of 6, padded with the first sequence
+])
+def test_a_test_batch_far_beyond_the_test_set_is_one_batch_of_it_without_a_huge_padding(world_size, expected):
+    from fastposegait.data.sampler import InferenceSampler
+
+    huge = [InferenceSampler(list(range(5)), 10 ** 9, rank=r, world_size=world_size) for r in range(world_size)]
+    assert [[request.indices for request in sampler] for sampler in huge] == expected
