@@ -411,3 +411,15 @@ def test_triplet_and_cross_entropy_arguments_are_checked(tmp_path):
     text = with_losses("loss_cfg:\n  - type: CrossEntropyLoss\n    log_prefix: softmax\n    scale: 0\n")
     with pytest.raises(ConfigError, match=r"loss_cfg.0.scale: must be > 0 \(a finite number\), got 0"):
         load_config(write(tmp_path, text, name="ce.yaml"))
+
+
+@pytest.mark.parametrize("override", ["trainer_cfg.sampler.frames_num_fixed=100000",
+                                      "evaluator_cfg.sampler.frames_num_fixed=10001"])
+def test_a_clip_length_beyond_ten_thousand_frames_is_refused(tmp_path, override):
+    """frames_num_fixed=100000 used to allocate memory until the machine ran out (no output)."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), [override])
+    assert f"{key} (set on the command line): " in str(info.value)
+    assert "more than 10,000 (over 5 minutes of walking at 30 fps)" in str(info.value)
+    load_config(write(tmp_path, MINIMAL), [override.split("=")[0] + "=10000"])  # the bound itself is fine

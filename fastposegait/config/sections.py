@@ -92,6 +92,10 @@ def _check_batch_size(sampler: str, batch: Any, key: str, checker: Checker) -> N
         checker.fail(f"{key}.batch_size", f"{sampler} needs a positive integer; got {batch!r}")
 
 
+#: the longest fixed/maximum clip a sampler may ask for (frames per sequence)
+MAX_CLIP_FRAMES = 10_000
+
+
 def _check_frame_counts(frames: Mapping[str, Any], key: str, checker: Checker) -> None:
     """The frame counts that ``sample_type`` needs are given and consistent."""
     mode = frames["sample_type"].split("_")[0]
@@ -101,6 +105,12 @@ def _check_frame_counts(frames: Mapping[str, Any], key: str, checker: Checker) -
             checker.fail(f"{key}.{name}", "is missing; add it to the config")
     for name in ("frames_num_fixed", "frames_num_min", "frames_num_max", "frames_all_limit"):
         check_positive(checker, f"{key}.{name}", frames.get(name))
+    for name in ("frames_num_fixed", "frames_num_max"):
+        count = frames.get(name)
+        if is_int(count) and count > MAX_CLIP_FRAMES:
+            checker.fail(f"{key}.{name}", f"{count} frames per clip is more than {MAX_CLIP_FRAMES:,} (over 5 minutes of "
+                         "walking at 30 fps); every sampled sequence is tiled up to this length, so the batch would "
+                         "need gigabytes; use the clip length of the recipe (30-60 frames)")
     if (frames.get("frames_skip_num") or 0) < 0:
         checker.fail(f"{key}.frames_skip_num", f"must be >= 0, got {frames['frames_skip_num']}")
     if mode == "unfixed" and frames["frames_num_min"] > frames["frames_num_max"]:

@@ -317,6 +317,11 @@ def load_checkpoint(path: Path, model: Optional[torch.nn.Module] = None) -> Dict
                     "torch before 2.2\")", path)
     except Exception as exc:  # noqa: BLE001 - truncated file, not a torch file, ...
         raise _unreadable(path, exc) from None
+    shadowed = _mapping_with_attributes(ckpt)
+    if shadowed:
+        raise CheckpointError(f"{path}: refused: a mapping in the file carries attributes ({shadowed}) that "
+                              "would shadow its methods; a checkpoint never does (it may be hostile: do not "
+                              "load it elsewhere)")
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a FastPoseGait checkpoint (no 'model' entry)")
     state = ckpt["model"]
@@ -329,6 +334,28 @@ def load_checkpoint(path: Path, model: Optional[torch.nn.Module] = None) -> Dict
     if model is not None:
         translate_legacy_checkpoint(ckpt, model, path)
     return ckpt
+
+
+def _mapping_with_attributes(obj: Any, depth: int = 0) -> str:
+    """The attribute names a loaded dict/OrderedDict was given (pickle's BUILD may set any, e.g.
+    ``items``, which would then shadow the method), or ``""``. ``_metadata`` is what
+    ``state_dict()`` itself attaches."""
+    if depth > 64:
+        return ""
+    if isinstance(obj, dict):
+        extra = sorted(set(getattr(obj, "__dict__", {})) - {"_metadata"})
+        if extra:
+            return ", ".join(map(str, extra))
+        children = dict.values(obj)
+    elif isinstance(obj, (list, tuple)):
+        children = obj
+    else:
+        return ""
+    for child in children:
+        found = _mapping_with_attributes(child, depth + 1)
+        if found:
+            return found
+    return ""
 
 
 def _refused(path: Path, exc: pickle.UnpicklingError, others: Sequence[str] = ()) -> CheckpointError:
