@@ -1,6 +1,8 @@
 """Command-line entry point, compatible with upstream FastPoseGait/OpenGait.
 
     python fastposegait/main.py --cfgs ./configs/gaitgraph2/gaitgraph2.yaml --phase train
+    fastposegait train --cfgs ./configs/gaitgraph2/gaitgraph2.yaml     # the same, once installed
+    fastposegait embed|enroll|identify|plot|render ...                 # see `fastposegait --help`
     python -m torch.distributed.launch --nproc_per_node=2 fastposegait/main.py --cfgs ... --phase test
     torchrun --nproc_per_node=2 fastposegait/main.py --cfgs ... --phase train trainer_cfg.total_iter=100
 
@@ -20,7 +22,10 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="FastPoseGait: train or test a gait recognition model")
+    from fastposegait.commands import usage
+
+    parser = argparse.ArgumentParser(description="FastPoseGait: train or test a gait recognition model",
+                                     epilog=usage(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfgs", required=True, help="path of the YAML config")
     parser.add_argument("--phase", default="train", choices=["train", "test"], help="train or test")
     parser.add_argument("--log_to_file", action="store_true", help="also write the log to <output>/logs/")
@@ -45,8 +50,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     traceback.
     """
     from fastposegait.cli import run_cli
+    from fastposegait.commands import SUBCOMMANDS, command_main
 
-    return run_cli(_run, argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in SUBCOMMANDS:
+        return run_cli(command_main(args[0]), args[1:])
+    return run_cli(_run, args)
 
 
 def _run(argv: Optional[List[str]]) -> int:

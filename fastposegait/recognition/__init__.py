@@ -1,0 +1,1 @@
+"""Recognising people with a trained model: embedding API, gallery, input readers, export."""
