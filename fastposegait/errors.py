@@ -117,3 +117,9 @@ class TrainingError(FastPoseGaitError, RuntimeError):
     """Training cannot go on: the loss stopped being finite (NaN or inf), so every later step
     and checkpoint would be garbage. The message names the iteration, the last checkpoint with
     finite weights, and what to check."""
+
+
+class GalleryError(FastPoseGaitError, ValueError):
+    """A gallery or embeddings file is unusable (not the safe ``.npz`` format, wrong shapes,
+    non-finite values, another model's embeddings), or a gallery operation got inconsistent
+    input; the message names the file or argument and the fix."""
