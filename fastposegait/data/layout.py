@@ -98,6 +98,39 @@ def check_pose_layout(
     return layouts
 
 
+@dataclass(frozen=True)
+class PoseRequirement:
+    """What one frame ``[V, C]`` of a modality must be for a config: V joints (None: any),
+    at least ``min_channels`` channels, exactly ``channels`` when the model fixes them."""
+
+    joints: Optional[int]
+    min_channels: int
+    channels: Optional[int]
+
+    def problem(self, joints: int, channels: int) -> Optional[str]:
+        """Why a pose of ``joints`` x ``channels`` does not fit, or None."""
+        if self.joints is not None and joints != self.joints:
+            return f"has {joints} joints per frame, the model's joint format has {self.joints}"
+        if channels < max(2, self.min_channels):
+            return (f"has {channels} channel(s) per joint, the transforms read {max(2, self.min_channels)} "
+                    "(x, y" + (", confidence)" if self.min_channels > 2 else ")"))
+        if self.channels is not None and channels != self.channels:
+            return f"has {channels} channels per joint, the model takes {self.channels}"
+        return None
+
+
+def pose_requirement(model_cfg: Optional[Mapping[str, Any]], transform_cfg: Any,
+                     transform_key: str = "evaluator_cfg.transform", position: int = 0) -> PoseRequirement:
+    """The pose layout modality ``position`` must have for ``model_cfg`` and ``transform_cfg``
+    (the same rules as :func:`check_pose_layout`, without a dataset)."""
+    need = _needs(model_cfg if position == 0 else None, _modality_entry(transform_cfg, position),
+                  f"{transform_key}.{position}" if isinstance(transform_cfg, (list, tuple)) else transform_key)
+    joints = {get_joint_format(n).num_joints for _, n in need.formats}
+    return PoseRequirement(joints.pop() if len(joints) == 1 else None,
+                           max([c for *_, c in need.min_channels], default=2),
+                           need.exact_channels[1] if need.exact_channels else None)
+
+
 # ----------------------------------------------------------------------------- the data
 
 
