@@ -82,19 +82,13 @@ def _unreadable_value(exc: BaseException) -> str:
 
 
 def default_config_path() -> Path:
-    """``configs/default.yaml`` of this checkout, else of the working directory."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / "configs" / "default.yaml",
-        Path.cwd() / "configs" / "default.yaml",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(
-        "configs/default.yaml not found (looked in "
-        + ", ".join(str(p) for p in candidates)
-        + "); run from the repository root or reinstall the package with `pip install -e .`"
-    )
+    """The defaults every config is merged over: ``default.yaml`` of this package (shipped
+    with it, so an installed package runs from any folder; ``configs/default.yaml`` of the
+    repository links to it)."""
+    path = Path(__file__).with_name("default.yaml")
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: the package is incomplete; reinstall it (pip install .)")
+    return path
 
 
 def read_yaml(path: str | Path) -> Dict[str, Any]:
