@@ -123,3 +123,8 @@ class GalleryError(FastPoseGaitError, ValueError):
     """A gallery or embeddings file is unusable (not the safe ``.npz`` format, wrong shapes,
     non-finite values, another model's embeddings), or a gallery operation got inconsistent
     input; the message names the file or argument and the fix."""
+
+
+class ResultsFileError(FastPoseGaitError, ValueError):
+    """A file given as test results is not one: unreadable, not JSON, or without the
+    ``results`` mapping the test phase writes."""
