@@ -165,8 +165,8 @@ class GaitRecognizer:
         so that embeddings of different models are never compared."""
         return {
             "model": self.config.model["model"],
-            "config": str(self.config_path) if self.config_path else None,
-            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "config": str(self.config_path.resolve()) if self.config_path else None,
+            "checkpoint": str(self.checkpoint.resolve()) if self.checkpoint else None,
             "iteration": self.iteration,
             "dataset_name": self.config.data.dataset_name,
             "metric": self.metric,
