@@ -24,7 +24,8 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
 def build_parser() -> argparse.ArgumentParser:
     from fastposegait.commands import usage
 
-    parser = argparse.ArgumentParser(prog="fastposegait", description="FastPoseGait: train or test a gait recognition model",
+    parser = argparse.ArgumentParser(prog="fastposegait",
+                                     description="FastPoseGait: train or test a gait recognition model",
                                      epilog=usage(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfgs", required=True, help="path of the YAML config")
     parser.add_argument("--phase", default="train", choices=["train", "test"], help="train or test")
