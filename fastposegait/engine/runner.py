@@ -20,6 +20,7 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -50,6 +51,7 @@ from .run_lock import RunLock
 from .watchdog import ProgressWatchdog, collective_errors
 from .setup import (autocast_dtype, autocast_factory, build_optimizer, build_scheduler, prepare_for_training,
                     seed_everything, set_batchnorm_eval)
+from .progress import training_log_line
 from .summary import SummaryWriter, mean_of_window
 
 logger = logging.getLogger(__name__)
@@ -122,6 +124,8 @@ class Runner:
         self._last_info: Dict[str, Any] = {}
         self.writer = SummaryWriter(None)
         self._watch = ProgressWatchdog(self.rank, 1, 0)  # replaced by train() / test()
+        self._timer = time.time()  # start of the current logging window
+        self._window_start = 0  # iteration at that start
 
     def _prepare_output_dir(self) -> None:
         """Create the run folder; for the test phase also write the resolved config (training
@@ -205,8 +209,11 @@ class Runner:
             self._test_parts = (dataset, loader)
         return self._test_parts
 
-    def run_test(self, tag: str) -> Dict[str, Any]:
-        """Embed the test split, evaluate on rank 0, log and save the results as JSON."""
+    def run_test(self, tag: str, checkpoint: Optional[Union[str, Path]] = None,
+                 step: Optional[int] = None) -> Dict[str, Any]:
+        """Embed the test split, evaluate on rank 0, log and save the results as JSON, with the
+        pictures next to it and in TensorBoard (step ``step``, default the current iteration).
+        ``checkpoint`` is the file the weights came from (None: the untrained model)."""
         dataset, loader = self._test_loader()
         t0 = time.time()
         dtype = autocast_dtype(self.config.evaluator, "evaluator_cfg", self.device)
@@ -219,7 +226,9 @@ class Runner:
             logger.info("embedded %d test sequences in %.1fs: %s", len(dataset), time.time() - t0,
                         list(embeddings.shape))
             results = self._evaluate(dataset, embeddings)
-            self._write_results(tag, len(dataset), results)
+            out, report = self._write_results(tag, len(dataset), results, checkpoint,
+                                              self.iteration if step is None else step)
+            self._publish_results(out, report, results, self.iteration if step is None else step)
         self._watch.beat("rank 0's evaluation of the test set")
         dist_utils.barrier()
         return results
@@ -240,11 +249,16 @@ class Runner:
                 logger.info("%s: %.4f", key[len("scalar/"):], float(value))
         return results
 
-    def _write_results(self, tag: str, num_sequences: int, results: Dict[str, Any]) -> None:
+    def _write_results(self, tag: str, num_sequences: int, results: Dict[str, Any],
+                       checkpoint: Optional[Union[str, Path]] = None,
+                       iteration: Optional[int] = None) -> Tuple[Path, Dict[str, Any]]:
+        """Write ``<save_name>-<tag>-test.json``: the results and what produced them (checkpoint,
+        resolved config, UTC time, versions). Returns its path and content."""
         evaluator_cfg = self.config.evaluator
         out = self.checkpoint_dir / f"{self.save_name}-{tag}-test.json"
         report = {"eval_func": evaluator_cfg.eval_func, "dataset": self.config.data.test_dataset_name,
-                  "metric": evaluator_cfg.metric, "num_sequences": num_sequences, "results": _jsonable(results)}
+                  "metric": evaluator_cfg.metric, "num_sequences": num_sequences,
+                  **self._provenance(checkpoint, iteration), "results": _jsonable(results)}
         text = json.dumps(report, indent=2).encode()
         try:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -254,23 +268,70 @@ class Runner:
                 f"{out}: cannot write the test results ({exc.strerror or exc}); they were logged above. Free "
                 f"space or make {self.checkpoint_dir} writable, then test again") from None
         logger.info("test results written to %s", out)
+        return out, report
+
+    def _provenance(self, checkpoint: Optional[Union[str, Path]], iteration: Optional[int]) -> Dict[str, Any]:
+        """What a results JSON records about its origin, besides the protocol."""
+        from .. import __version__
+
+        return {
+            "checkpoint": str(checkpoint) if checkpoint is not None else "untrained",
+            "iteration": iteration if checkpoint is not None else 0,
+            "config": {"path": str(self.output_dir / f"config_{self.phase}.yaml"),
+                       "dataset_name": self.config.data.dataset_name, "model": self.config.model["model"],
+                       "save_name": self.save_name},
+            "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "versions": {"fastposegait": __version__, "torch": torch.__version__},
+        }
+
+    def _publish_results(self, out: Path, report: Mapping[str, Any], results: Mapping[str, Any], step: int) -> None:
+        """The test scalars into TensorBoard; the pictures of the results (CMC curves, rank-1
+        heatmaps, rank-1 per view) as PNGs next to ``out`` and into TensorBoard. A picture that
+        cannot be written is a warning: the results JSON is already complete."""
+        self.writer.scalars(results, step)
+        from ..visualization.curves import report_pictures, write_pngs
+
+        pictures = report_pictures(report)
+        if pictures:
+            try:
+                paths = write_pngs(pictures, out.parent, out.stem)
+                logger.info("test pictures written to %s: %s", out.parent, ", ".join(p.name for p in paths))
+            except OSError as exc:
+                logger.warning("%s: cannot write the test pictures (%s); the results JSON is complete",
+                               exc.filename or out.parent, exc.strerror or exc)
+            self.writer.rgb_images({p.tag: p.rgb for p in pictures}, step)
+        self.writer.flush()
 
     def test(self) -> Dict[str, Any]:
         """The ``--phase test`` entry: restore the model (if restore_hint) and evaluate."""
         evaluator = self.config.evaluator
         hint = evaluator.restore_hint
-        tag = "untrained"
+        tag, path, step = "untrained", None, 0
         if not _no_restore(hint):
             path = resolve_restore_hint(hint, self.checkpoint_dir, self.save_name)
             ckpt = load_checkpoint(path)
             self._load_model_state(ckpt, evaluator.restore_ckpt_strict, path)
             tag = f"{hint:05d}" if isinstance(hint, int) else path.stem
+            step = _checkpoint_iteration(ckpt, hint)
             logger.info("restored model from %s", path)
         else:
             logger.info("evaluator_cfg.restore_hint is 0: testing the untrained (freshly initialised) model")
+        if self.rank == 0:
+            self._open_summary(purge_step=None)
         self._watch = ProgressWatchdog(self.rank, self.world_size, evaluator.collective_timeout)
-        with self._watch, collective_errors(self):
-            return self.run_test(tag)
+        try:
+            with self._watch, collective_errors(self):
+                return self.run_test(tag, checkpoint=path, step=step)
+        finally:
+            self.writer.close()
+
+    def _open_summary(self, purge_step: Optional[int]) -> None:
+        """The TensorBoard writer of ``<run>/summary/`` (rank 0)."""
+        try:
+            self.writer = SummaryWriter(self.output_dir / "summary", purge_step=purge_step)
+        except OSError as exc:
+            raise OutputDirError(f"{exc.filename or self.output_dir / 'summary'}: cannot write TensorBoard "
+                                 f"summaries there ({exc.strerror or exc}); remove what is in the way") from None
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
@@ -287,11 +348,7 @@ class Runner:
                     logger.info("removed %d temp file(s) of checkpoint writes interrupted by an earlier run", removed)
             parts = self.build_training()
             if self.rank == 0:
-                try:
-                    self.writer = SummaryWriter(self.output_dir / "summary", purge_step=self.iteration or None)
-                except OSError as exc:
-                    raise OutputDirError(f"{exc.filename or self.output_dir / 'summary'}: cannot write TensorBoard "
-                                         f"summaries there ({exc.strerror or exc}); remove what is in the way") from None
+                self._open_summary(purge_step=self.iteration or None)
             logger.info("Model Initialization Finished!")
             total_iter = self.config.trainer.total_iter
             if self.iteration >= total_iter:
@@ -441,6 +498,7 @@ class Runner:
         window: Dict[str, List[Any]] = defaultdict(list)
         bar = self._progress_bar(total_iter)
         self._timer = time.time()
+        self._window_start = self.iteration
         self._train_mode()
         try:
             for batch in parts.loader:
@@ -459,7 +517,7 @@ class Runner:
                 if bar is not None:
                     bar.update(1)
                 if self.iteration % trainer.log_iter == 0:
-                    self._log_window(window, loss, parts, bar)
+                    self._log_window(window, loss, parts, bar, total_iter)
                 if self.iteration % trainer.save_iter == 0:
                     self._checkpoint(parts, visual)
                 if self.iteration >= total_iter:
@@ -486,8 +544,10 @@ class Runner:
         if self.config.trainer.fix_BN:
             set_batchnorm_eval(self.model)
 
-    def _log_window(self, window: Dict[str, List[Any]], loss: torch.Tensor, parts: TrainingParts, bar: Any) -> None:
-        """One log line and the TensorBoard scalars: the means over the window since the last."""
+    def _log_window(self, window: Dict[str, List[Any]], loss: torch.Tensor, parts: TrainingParts, bar: Any,
+                    total_iter: Optional[int] = None) -> None:
+        """One log line (iteration, time, learning rate, s/it, ETA, the means over the window
+        since the last line) and the same means plus the learning rate to TensorBoard."""
         means = mean_of_window(window)
         window.clear()
         if self.world_size == 1:  # a multi-process run checks at the checkpoint, on every rank at once
@@ -496,11 +556,17 @@ class Runner:
                 raise self._non_finite(bad)
         if bar is not None:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        text = ", ".join(f"{k[len('scalar/'):].replace('/', '_')}={v:.4f}" for k, v in means.items())
-        logger.info("Iteration %05d, Cost %.2fs, %s", self.iteration, time.time() - self._timer, text)
-        means["scalar/learning_rate"] = parts.optimizer.param_groups[0]["lr"]
+        now = time.time()
+        cost = now - self._timer
+        done = max(1, self.iteration - self._window_start)
+        total = self.config.trainer.total_iter if total_iter is None else total_iter
+        lr = parts.optimizer.param_groups[0]["lr"]
+        logger.info("%s", training_log_line(self.iteration, cost, lr, cost / done, max(0, total - self.iteration),
+                                            means))
+        means["scalar/learning_rate"] = lr
         self.writer.scalars(means, self.iteration)
-        self._timer = time.time()
+        self._timer = now
+        self._window_start = self.iteration
 
     def _non_finite(self, bad: Tuple[int, float]) -> Exception:
         """The error that ends a run whose loss (or weights) stopped being finite."""
@@ -511,10 +577,11 @@ class Runner:
         self._save(parts)
         self.writer.images(visual, self.iteration)
         if self.config.trainer.with_test:
-            results = self.run_test(f"{self.iteration:05d}")
-            self.writer.scalars(results, self.iteration)
+            started = time.time()
+            self.run_test(f"{self.iteration:05d}",
+                          checkpoint=checkpoint_path(self.checkpoint_dir, self.save_name, self.iteration))
             self._train_mode()
-            self._timer = time.time()
+            self._timer += time.time() - started  # the window's time and speed leave the test out
         self.writer.flush()
 
     def _stop(self, parts: TrainingParts, signum: int) -> None:
@@ -526,6 +593,15 @@ class Runner:
         raise RunInterrupted(
             f"training stopped by {signal.Signals(signum).name} at iteration {self.iteration}; checkpoint {path} "
             f"is saved. Resume with the same command plus --iter {self.iteration}", signum)
+
+
+def _checkpoint_iteration(ckpt: Mapping[str, Any], hint: Union[int, str]) -> int:
+    """The training iteration of a restored checkpoint (its TensorBoard step when tested): its
+    ``iteration`` entry, else the iteration ``restore_hint`` names, else 0."""
+    value = ckpt.get("iteration")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return hint if isinstance(hint, int) else 0
 
 
 def _shown(value: Any) -> str:
