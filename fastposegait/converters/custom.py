@@ -261,20 +261,34 @@ def _to_coco17(spec: VideoSpec, array: np.ndarray, result: SequenceResult, on_er
     return None
 
 
-def convert_video(spec: VideoSpec, out_path: str, on_error: str = "skip") -> List[SequenceResult]:
-    """Convert one video's keypoint JSON into ``out_path``."""
+def read_walker(spec: VideoSpec, on_error: str = "skip") -> Tuple[Optional[np.ndarray], SequenceResult]:
+    """The walker's keypoints ``[T, V, 3]`` (float64) of one video's keypoint JSON, and what
+    happened while reading it; None when no frame is usable (the result says why).
+
+    This is the whole reading path of the converter (frames, the person chosen per frame,
+    ``--coco17``), shared with :func:`fastposegait.recognition.inputs.read_sequences` so that a
+    JSON gives the same array whether it is converted or identified directly. ``on_error``:
+    ``stop`` raises the first :class:`~fastposegait.errors.RawFileError`, ``skip`` drops the
+    malformed annotation or frame file and notes it in ``result.problems``.
+    """
     result = SequenceResult(name=spec.key, status=EMPTY)
     frames = _read_video(spec, result, on_error)
     sequence = _select(spec, frames, result)
     if not sequence:
         if not frames:
             result.problems.append(f"{spec.source}: no detections; nothing written")
-        return [result]
+        return None, result
     array = np.stack(sequence)
     if spec.coco17:
         array = _to_coco17(spec, array, result, on_error)
-        if array is None:
-            return [result]
+    return array, result
+
+
+def convert_video(spec: VideoSpec, out_path: str, on_error: str = "skip") -> List[SequenceResult]:
+    """Convert one video's keypoint JSON into ``out_path``."""
+    array, result = read_walker(spec, on_error)
+    if array is None:
+        return [result]
     write_sequence(out_path, array)
     result.status, result.output, result.frames_written = WRITTEN, out_path, len(array)
     return [result]
