@@ -103,7 +103,7 @@ class GaitGraph1(BaseModel):
         else:
             views = [x]
         embed = self.embed(torch.cat(views))
-        features = torch.stack(embed.split(N), dim=1)  # [N, views, num_class]
+        features = torch.stack(embed.chunk(len(views)), dim=1)  # [N, views, num_class]; chunk: traceable for any N
         return {
             "training_feat": {"SupConLoss": {"features": features, "labels": labels}},
             "visual_summary": summary,
