@@ -346,6 +346,7 @@ def _quiet_tracing() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
         warnings.filterwarnings("ignore", message=".*deprecated.*")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
         yield
 
 
@@ -399,6 +400,7 @@ def _atomic(path: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a plain open() would not
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputDirError(f"{path}: cannot write the export ({exc.strerror or exc}); free space or choose "
@@ -406,3 +408,9 @@ def _atomic(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
