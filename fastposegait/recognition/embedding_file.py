@@ -173,3 +173,36 @@ def string_list(path: str | Path, document: Mapping[str, Any], key: str, length:
         size = len(value) if isinstance(value, list) else type(value).__name__
         raise GalleryError(f"{path}: {key} must be a list of {length} strings (one per embedding), got {size}")
     return value
+
+
+#: the ``format`` of an embeddings file (``fastposegait embed``)
+EMBEDDINGS_FORMAT = "fastposegait-embeddings"
+#: what an embeddings file records per sequence (None where unknown)
+ENTRY_KEYS = ("name", "subject", "type", "view", "source", "frames")
+
+
+def save_embeddings(path: str | Path, embeddings: np.ndarray, entries: list, info: Mapping[str, Any]) -> None:
+    """Write an embeddings file: ``embeddings [N, C, P]``, one dict per sequence (``name`` and
+    optionally ``subject``, ``type``, ``view``, ``source``, ``frames``) and the model's info."""
+    if len(entries) != len(embeddings):
+        raise GalleryError(f"{path}: {len(entries)} entries for {len(embeddings)} embeddings")
+    rows = [{k: e.get(k) for k in ENTRY_KEYS} for e in entries]
+    write_embedding_file(path, embeddings, {"format": EMBEDDINGS_FORMAT, "version": FORMAT_VERSION,
+                                            "info": dict(info), "entries": rows})
+
+
+def load_embeddings(path: str | Path) -> Tuple[np.ndarray, list, Dict[str, Any]]:
+    """``(embeddings, entries, info)`` of an embeddings file, checked (see :func:`save_embeddings`)."""
+    embeddings, document = read_embedding_file(path, EMBEDDINGS_FORMAT)
+    entries, info = document.get("entries"), document.get("info")
+    if not isinstance(info, dict):
+        raise GalleryError(f"{path}: info must be an object (the model that made the embeddings)")
+    if not isinstance(entries, list) or len(entries) != len(embeddings) or not all(isinstance(e, dict) for e in entries):
+        raise GalleryError(f"{path}: entries must be a list of {len(embeddings)} objects (one per embedding)")
+    for i, e in enumerate(entries):
+        for key in ("name", "subject", "type", "view", "source"):
+            if e.get(key) is not None and not isinstance(e[key], str):
+                raise GalleryError(f"{path}: entries[{i}].{key} must be a string or null")
+        if not isinstance(e.get("name"), str):
+            raise GalleryError(f"{path}: entries[{i}] has no name")
+    return embeddings, [{k: e.get(k) for k in ENTRY_KEYS} for e in entries], info

@@ -275,7 +275,7 @@ class Gallery:
         metric, embedding shape, weights) on which ``info`` differs from the gallery's."""
         differ = info_differences(self.info, info)
         if differ:
-            text = "; ".join(f"{k}: gallery {a!r} vs {b!r}" for k, a, b in differ)
+            text = "; ".join(f"{k}: gallery {_short(a)!r} vs {_short(b)!r}" for k, a, b in differ)
             raise GalleryError(f"{source} is not the model that made this gallery ({text}); enroll into a new "
                                "gallery, or use the gallery's model")
 
@@ -454,9 +454,11 @@ class Gallery:
 
 
 def info_differences(gallery_info: Mapping[str, Any], info: Mapping[str, Any]) -> List[Tuple[str, Any, Any]]:
-    """``(key, gallery's value, other value)`` for the model facts that differ. Both infos
-    holding ``weights_sha256`` compare that fingerprint; otherwise the dataset, iteration and
-    checkpoint file name stand in for the weights. A fact missing on either side is not compared."""
+    """``(key, gallery's value, other value)`` for the model facts that differ: model, metric,
+    embedding shape, and the weights. Two infos holding the same ``weights_sha256`` have the
+    same weights (the checkpoint's name and iteration do not matter); otherwise the dataset,
+    iteration and checkpoint file name (and differing fingerprints) are compared. A fact missing
+    on either side is not compared."""
     def facts(d: Mapping[str, Any]) -> Dict[str, Any]:
         out = dict(d)
         if d.get("checkpoint") is not None:
@@ -466,9 +468,17 @@ def info_differences(gallery_info: Mapping[str, Any], info: Mapping[str, Any]) -
         return out
 
     a, b = facts(gallery_info), facts(info)
-    keys = _SAME_MODEL_KEYS + (("weights_sha256",) if a.get("weights_sha256") and b.get("weights_sha256")
-                               else _SAME_WEIGHTS_KEYS)
+    fingerprints = bool(a.get("weights_sha256") and b.get("weights_sha256"))
+    if fingerprints and a["weights_sha256"] == b["weights_sha256"]:
+        keys = _SAME_MODEL_KEYS  # the same weights, wherever and under whatever name the file lives
+    else:
+        keys = _SAME_MODEL_KEYS + _SAME_WEIGHTS_KEYS + (("weights_sha256",) if fingerprints else ())
     return [(k, a.get(k), b.get(k)) for k in keys if k in a and k in b and a[k] != b[k]]
+
+
+def _short(value: Any) -> Any:
+    """A fingerprint's first 12 characters (enough to tell two apart in a message)."""
+    return value[:12] + "..." if isinstance(value, str) and len(value) == 64 else value
 
 
 def _allowed_errors(target: float, n: int) -> int:

@@ -22,8 +22,10 @@ is decides how it is read:
   joint continuity. ``json_layout="frame"`` reads a folder of per-frame JSON files as one
   video instead.
 
-A folder holding ``*/*/*/*.pkl`` is a dataset; else one holding ``*.pkl`` is a folder of
-pickles; else one holding JSON files is a folder of videos. Every problem is one error line
+A folder holding ``*/*/*/*.pkl`` is a dataset; one holding ``*/*/*.pkl`` is one subject's
+folder of a dataset, and ``*/*.pkl`` (but no ``*.pkl``) one type folder of a subject (subject,
+type and view are known for both); else one holding ``*.pkl`` is a folder of pickles; else one
+holding JSON files is a folder of videos. Every problem is one error line
 naming the file (:mod:`fastposegait.errors`).
 """
 from __future__ import annotations
@@ -129,6 +131,12 @@ def read_sequences(
         return [_video_input(path, path.name, "frame", track, coco17, on_error)]
     if partition is not None or next(path.glob("*/*/*/*.pkl"), None) is not None:
         return _dataset_inputs(path, partition, split, data_in_use, progress)
+    if next(path.glob("*/*/*.pkl"), None) is not None:  # one subject's folder of a dataset
+        return _dataset_inputs(path.resolve().parent, None, split, data_in_use, progress, [path.resolve().name])
+    if next(path.glob("*/*.pkl"), None) is not None and next(path.glob("*.pkl"), None) is None:  # a type folder
+        folder = path.resolve()
+        items = _dataset_inputs(folder.parent.parent, None, split, data_in_use, progress, [folder.parent.name])
+        return [i for i in items if i.type == folder.name]
     pickles = sorted((p for p in path.glob("*.pkl") if p.is_file() and not p.name.startswith(".")),
                      key=lambda p: natural_key(p.name))
     if pickles:
@@ -143,9 +151,10 @@ def read_sequences(
 
 
 def _dataset_inputs(root: Path, partition: Union[str, Path, None], split: str,
-                    data_in_use: Optional[Sequence[bool]], progress: bool) -> List[SequenceInput]:
-    """The sequences of a dataset folder (all subjects, or one split of ``partition``)."""
-    subjects = _sorted_dirs(str(root))
+                    data_in_use: Optional[Sequence[bool]], progress: bool,
+                    subjects: Optional[List[str]] = None) -> List[SequenceInput]:
+    """The sequences of a dataset folder (``subjects``, default all, or one split of ``partition``)."""
+    subjects = _sorted_dirs(str(root)) if subjects is None else subjects
     probes = None
     if partition is not None:
         if split not in SPLITS:
