@@ -55,6 +55,8 @@ UNKNOWN = "unknown"
 PAIRS_PER_BLOCK = 1 << 22
 #: most probes per chunk (small galleries: one chunk of this many probes against all entries)
 MAX_PROBES_PER_CHUNK = 1024
+#: fewest probes per chunk for a large gallery (searched in blocks of entries)
+MIN_PROBES_PER_CHUNK = 64
 _NO_KEY = np.iinfo(np.int64).max
 
 #: model facts compared before embeddings of two sources are mixed (when both hold a weights
@@ -370,7 +372,12 @@ class Gallery:
         layout = self._search_layout()
         budget = pairs_per_block or PAIRS_PER_BLOCK
         n, num_ids = len(self), len(self._names)
-        chunk = max(1, min(MAX_PROBES_PER_CHUNK, budget // n))
+        # Probes per chunk: the whole gallery in one block when it is small; for a large gallery
+        # at least MIN_PROBES_PER_CHUNK (the layout is read once per chunk, so a chunk of one
+        # probe would be memory-bound), as long as the [chunk, identities] keys stay within
+        # 4 blocks' worth.
+        least = min(MIN_PROBES_PER_CHUNK, max(1, 4 * budget // num_ids))
+        chunk = max(least, min(MAX_PROBES_PER_CHUNK, budget // n))
         block = max(1, budget // chunk)
         for start in range(0, probes.shape[0], chunk):
             prepared = _prepare(probes[start:start + chunk], self.metric)
