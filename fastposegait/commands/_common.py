@@ -3,6 +3,7 @@ options, loading the recogniser and embedding what was read."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import logging
 import sys
@@ -46,6 +47,11 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--coco17", action="store_true", help="keypoint JSON: map 18 OpenPose joints to COCO-17")
     group.add_argument("--skip-malformed", action="store_true",
                        help="keypoint JSON: drop malformed annotations with a warning instead of stopping")
+    group.add_argument("--types", nargs="+", metavar="PATTERN",
+                       help="keep the sequences whose type matches one of these shell patterns (e.g. 'nm-0[1-4]' "
+                            "'bg-*'); also filters --from-embeddings files")
+    group.add_argument("--views", nargs="+", metavar="PATTERN",
+                       help="keep the sequences whose view matches one of these shell patterns (e.g. 090)")
     group.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -92,12 +98,30 @@ def model_info(rec: Any) -> Dict[str, Any]:
 
 
 def read_inputs(paths: Sequence[str], args: argparse.Namespace) -> List[Any]:
-    """The :class:`~fastposegait.recognition.inputs.SequenceInput` items of ``paths``."""
+    """The :class:`~fastposegait.recognition.inputs.SequenceInput` items of ``paths`` (those
+    that ``--types`` / ``--views`` keep)."""
     from ..recognition.inputs import read_many
 
-    return read_many(list(paths), partition=args.partition, split=args.split, json_layout=args.json_layout,
-                     track=args.track, coco17=args.coco17, on_error="skip" if args.skip_malformed else "stop",
-                     progress=not args.no_progress)
+    items = read_many(list(paths), partition=args.partition, split=args.split, json_layout=args.json_layout,
+                      track=args.track, coco17=args.coco17, on_error="skip" if args.skip_malformed else "stop",
+                      progress=not args.no_progress)
+    keep = selected([i.to_dict() for i in items], args, ", ".join(map(str, paths)))
+    return [items[i] for i in keep]
+
+
+def selected(entries: Sequence[Dict[str, Any]], args: argparse.Namespace, where: str) -> List[int]:
+    """Indices of the entries whose type and view match ``--types`` / ``--views`` (all of them
+    without those options); none left is an error naming the patterns."""
+    keep = list(range(len(entries)))
+    for key, patterns in (("type", args.types), ("view", args.views)):
+        if patterns:
+            keep = [i for i in keep if entries[i].get(key) is not None
+                    and any(fnmatch.fnmatchcase(entries[i][key], p) for p in patterns)]
+    if not keep and entries:
+        raise ConfigError(f"{where}: no sequence has a type matching --types {' '.join(args.types or ['*'])} and a "
+                          f"view matching --views {' '.join(args.views or ['*'])} (sequences outside the dataset "
+                          "layout have neither)")
+    return keep
 
 
 def embed_inputs(rec: Any, items: Sequence[Any], args: argparse.Namespace) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, GalleryError
 from ._common import (INPUTS_HELP, add_input_options, add_model_options, embed_inputs, entries_of, load_recognizer,
-                      model_info, read_inputs, say, setup_cli_logging)
+                      model_info, read_inputs, say, selected, setup_cli_logging)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +83,8 @@ def main(argv: List[str]) -> Optional[int]:
         batches.append((embed_inputs(rec, items, args), entries_of(items), info, "inputs"))
     for name in args.from_embeddings:
         embeddings, entries, info = load_embeddings(name)
-        batches.append((embeddings, entries, info, name))
+        keep = selected(entries, args, name)
+        batches.append((embeddings[keep], [entries[i] for i in keep], info, name))
     for embeddings, entries, info, where in batches:
         if gallery is None:
             gallery = Gallery(info=info)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, GalleryError, OutputDirError
 from ._common import (INPUTS_HELP, add_input_options, add_model_options, embed_inputs, entries_of, format_table,
-                      load_recognizer, model_info, read_inputs, say, setup_cli_logging)
+                      load_recognizer, model_info, read_inputs, say, selected, setup_cli_logging)
 
 #: the table shows at most this many rows (the JSON has them all)
 MAX_TABLE_ROWS = 200
@@ -95,8 +95,9 @@ def main(argv: List[str]) -> Optional[int]:
     if args.from_embeddings:
         embeddings, file_entries, info = load_embeddings(args.from_embeddings)
         gallery.check_compatible(info, args.from_embeddings)
-        probes.append(embeddings)
-        entries += file_entries
+        keep = selected(file_entries, args, args.from_embeddings)
+        probes.append(embeddings[keep])
+        entries += [file_entries[i] for i in keep]
     probe_array = np.concatenate(probes)
     calibration = None
     threshold = args.threshold

@@ -238,3 +238,29 @@ def test_keypoint_json_probe(here, capsys, tmp_path):
     expected, _ = api_embeddings("data/005/nm-02/090")  # the same poses as a pickle: the same answer
     gallery = Gallery.load(gallery_path)
     assert answer["candidates"][0]["identity"] == gallery.search(expected, k=1)[0].best.identity
+
+
+def test_types_and_views_select_sequences_and_embeddings(here, capsys, tmp_path):
+    assert run(capsys, "embed", "data", "--partition", "partition.json", "--run", RUN, "-o", tmp_path / "e.npz",
+               "--no-progress")[0] == 0
+    embeddings, entries, _ = load_embeddings(tmp_path / "e.npz")
+    gallery_path = tmp_path / "g.npz"
+    code, out, _ = run(capsys, "enroll", "--from-embeddings", tmp_path / "e.npz", "--types", "nm-0[1-2]",
+                       "--gallery", gallery_path)
+    assert code == 0 and "+8 entries" in out  # 2 subjects x 2 types x 2 views
+    gallery = Gallery.load(gallery_path)
+    keep = [i for i, e in enumerate(entries) if e["type"] in ("nm-01", "nm-02")]
+    np.testing.assert_array_equal(gallery.embeddings, embeddings[keep])
+    answers = tmp_path / "a.json"
+    code, out, _ = run(capsys, "identify", "--from-embeddings", tmp_path / "e.npz", "--types", "bg-*", "cl-01",
+                       "--views", "090", "--gallery", gallery_path, "--json", answers)
+    assert code == 0
+    names = [p["name"] for p in json.loads(answers.read_text())["probes"]]
+    assert names == [e["name"] for e in entries if e["view"] == "090" and e["type"] in ("bg-01", "bg-02", "cl-01")]
+    # the same selection from the dataset folder: the same sequences
+    code, out, _ = run(capsys, "embed", "data", "--partition", "partition.json", "--types", "bg-*", "cl-01",
+                       "--views", "090", "--run", RUN, "-o", tmp_path / "f.npz", "--no-progress")
+    assert code == 0 and [e["name"] for e in load_embeddings(tmp_path / "f.npz")[1]] == names
+    code, _, err = run(capsys, "enroll", "--from-embeddings", tmp_path / "e.npz", "--types", "xx-*", "--gallery",
+                       gallery_path)
+    assert code == 1 and "no sequence has a type matching --types xx-*" in error_line(err)

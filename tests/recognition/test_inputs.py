@@ -160,3 +160,12 @@ def test_bad_inputs_are_one_line(tmp_path):
     truncated.write_text('[{"image_id": 0, "keypoints": [1, 2, 3')
     with pytest.raises(RawFileError, match="cut.json: invalid JSON"):
         read_sequences(truncated)
+
+
+def test_subject_and_type_folders_of_a_dataset(dataset):
+    subject = read_sequences(dataset / "002")
+    assert [(i.subject, i.type, i.view) for i in subject] == [
+        ("002", t, v) for t in ("nm-01", "nm-02") for v in ("000", "090")]
+    kind = read_sequences(dataset / "002" / "nm-02")
+    assert [i.name for i in kind] == ["002/nm-02/000", "002/nm-02/090"]
+    np.testing.assert_array_equal(kind[1].arrays[0], load_pose(dataset / "002" / "nm-02" / "090" / "090.pkl"))
