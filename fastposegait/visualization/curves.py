@@ -69,22 +69,30 @@ def _title(context: str, text: str) -> str:
     return f"{text}\n{context}" if context else text
 
 
+def _rank_ticks(max_rank: int) -> List[int]:
+    """Rank 1 and multiples of a round step (1, 2, 5, 10, 20, 50, ...), at most about 10."""
+    step = 1
+    while max_rank / step > 10:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return [1] + [r for r in range(step, max_rank + 1, step) if r > 1]
+
+
 def draw_cmc(curve: CMCCurve, context: str = "") -> Picture:
     """The CMC curve of one condition: accuracy (%) against rank, rank-1 written on the plot."""
     fig = Figure(figsize=(6.0, 4.0), dpi=DPI)
     ax = fig.add_subplot()
     ranks = curve.ranks
-    ax.plot(ranks, curve.accuracy, marker="o", markersize=4, color="tab:blue", linewidth=1.5)
+    ax.plot(ranks, curve.accuracy, marker="o", markersize=4 if len(ranks) <= 20 else 2.5, color="tab:blue",
+            linewidth=1.5)
     ax.set_xlim(0.5, max(len(ranks), 2) + 0.5)
     ax.set_ylim(0, 102)
     ax.set_xlabel("rank")
     ax.set_ylabel("identification rate (%)")
     ax.grid(True, alpha=0.3)
-    step = max(1, int(np.ceil(len(ranks) / 10)))
-    ax.set_xticks(list(range(1, len(ranks) + 1, step)))
+    ax.set_xticks(_rank_ticks(len(ranks)))
     first = curve.accuracy[0]
     if np.isfinite(first):
-        ax.annotate(f"rank-1 {first:.2f}%", (1, first), textcoords="offset points", xytext=(8, -14), fontsize=9)
+        ax.text(0.98, 0.04, f"rank-1 {first:.2f}%", transform=ax.transAxes, ha="right", va="bottom", fontsize=9)
     ax.set_title(_title(context, f"CMC, {curve.condition}"), fontsize=10)
     fig.tight_layout()
     rgb, to_pixel = _render(fig, ax)
@@ -138,7 +146,7 @@ def draw_per_view(per_view: PerViewAccuracy, context: str = "") -> Picture:
     ax.set_xlabel("probe view")
     ax.set_ylabel("rank-1 (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(len(per_view.conditions), 5), loc="lower center")
+    ax.legend(fontsize=8, ncol=min(len(per_view.conditions), 5), loc="best")
     ax.set_title(_title(context, "rank-1 per probe view"), fontsize=10)
     fig.tight_layout()
     rgb, to_pixel = _render(fig, ax)
