@@ -104,7 +104,7 @@ def main(argv: List[str]) -> Optional[int]:
     if args.far is not None:
         calibration = gallery.threshold_for_far(embed_inputs(rec, labelled, args), labels, args.far)
         threshold = calibration.threshold
-        say(f"calibration on {len(labelled)} labelled sequences: threshold {threshold:.4f} gives FAR "
+        say(f"calibration on {len(labelled)} labelled sequences: threshold {threshold:.6g} gives FAR "
             f"{calibration.far:.4f} ({calibration.num_false_accepts}/{calibration.num_impostor_attempts} impostor "
             f"attempts; target {args.far}), true accepts {calibration.true_accept_rate:.2%}, open-set rank-1 "
             f"{calibration.rank1_rate:.2%} of {calibration.num_genuine} enrolled probes")
@@ -128,7 +128,7 @@ def _table(entries: List[Dict[str, Any]], results: list) -> str:
     rows = []
     for e, r in list(zip(entries, results))[:MAX_TABLE_ROWS]:
         cells = [e["name"]] + ([e.get("subject") or "-"] if with_subject else []) + [r.decision]
-        cells += [f"{c.identity} {c.distance:.4f}" for c in r.candidates]
+        cells += [f"{c.identity} {c.distance:.4g}" for c in r.candidates]
         rows.append(cells + [""] * (len(header) - len(cells)))
     text = format_table(header, rows)
     if len(results) > MAX_TABLE_ROWS:

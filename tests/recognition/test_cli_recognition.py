@@ -184,7 +184,7 @@ def test_identify_open_set_threshold_and_far(here, capsys, tmp_path):
     doc = json.loads(answers.read_text())
     assert doc["calibration"]["threshold"] == pytest.approx(choice.threshold, abs=0)
     assert doc["calibration"]["num_impostor_attempts"] == 20 and doc["calibration"]["far"] <= 0.1
-    assert f"threshold {choice.threshold:.4f}" in out
+    assert f"threshold {choice.threshold:.6g}" in out
 
 
 @pytest.mark.parametrize("argv, message", [
