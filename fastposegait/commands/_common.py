@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import hashlib
 import logging
 import sys
 from typing import Any, Dict, List, Sequence
@@ -86,15 +85,8 @@ def load_recognizer(args: argparse.Namespace):
 
 
 def model_info(rec: Any) -> Dict[str, Any]:
-    """The recogniser's info plus ``weights_sha256``, a fingerprint of the model's weights, so
-    that galleries made by the same weights match wherever the checkpoint file lives."""
-    info = dict(rec.info)
-    digest = hashlib.sha256()
-    for name, tensor in sorted(rec.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    info["weights_sha256"] = digest.hexdigest()
-    return info
+    """The recogniser's info (with ``weights_sha256``, the fingerprint galleries are matched by)."""
+    return dict(rec.info)
 
 
 def read_inputs(paths: Sequence[str], args: argparse.Namespace) -> List[Any]:

@@ -45,7 +45,7 @@ class SequenceRecord:
     paths: Tuple[str, ...]
 
 
-def _sorted_dirs(path: str) -> List[str]:
+def sorted_dirs(path: str) -> List[str]:
     """The type or view folders under ``path``, sorted; hidden ones (``.ipynb_checkpoints``,
     editors' and the loader's own folders) are not sequences."""
     with os.scandir(path) as it:
@@ -175,11 +175,11 @@ def build_index(
         subject_dir = os.path.join(root, subject)
         if on_dir is not None:
             on_dir(subject_dir)
-        for type_ in _sorted_dirs(subject_dir):
+        for type_ in sorted_dirs(subject_dir):
             type_dir = os.path.join(subject_dir, type_)
             if on_dir is not None:
                 on_dir(type_dir)
-            for view in _sorted_dirs(type_dir):
+            for view in sorted_dirs(type_dir):
                 view_dir = os.path.join(type_dir, view)
                 if on_dir is not None:
                     on_dir(view_dir)

@@ -86,7 +86,7 @@ def _check_metric(metric: str) -> None:
 
 
 @dataclass
-class _Prepared:
+class PreparedFeatures:
     """Embeddings laid out for per-part matrix products.
 
     ``parts`` is ``[P, N, C]`` (unit-normalised per part for ``cos``); ``squared`` is the
@@ -97,15 +97,17 @@ class _Prepared:
     squared: Optional[torch.Tensor]
 
 
-def _prepare(features: torch.Tensor, metric: str) -> _Prepared:
+def prepare_features(features: torch.Tensor, metric: str) -> PreparedFeatures:
+    """``features [N, C, P]`` laid out once for :func:`distance_block` (probes or a gallery)."""
     by_part = features.permute(2, 0, 1)  # [P, N, C]
     if metric == "cos":
-        return _Prepared(F.normalize(by_part, p=2, dim=2, eps=1e-12).contiguous(), None)
+        return PreparedFeatures(F.normalize(by_part, p=2, dim=2, eps=1e-12).contiguous(), None)
     by_part = by_part.contiguous()
-    return _Prepared(by_part, by_part.pow(2).sum(2))
+    return PreparedFeatures(by_part, by_part.pow(2).sum(2))
 
 
-def _distance_block(probe: _Prepared, gallery_t: torch.Tensor, gallery: _Prepared, metric: str) -> torch.Tensor:
+def distance_block(probe: PreparedFeatures, gallery_t: torch.Tensor, gallery: PreparedFeatures,
+                   metric: str) -> torch.Tensor:
     """Distances ``[c, m]`` of a prepared probe chunk to the prepared gallery.
 
     ``gallery_t`` is ``gallery.parts`` transposed to ``[P, C, m]`` (contiguous), so each part is
@@ -181,10 +183,10 @@ def iter_distance_chunks(
         chunk_size = auto_chunk_size(m)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    gallery = _prepare(y, metric)
+    gallery = prepare_features(y, metric)
     gallery_t = gallery.parts.transpose(1, 2).contiguous()  # [P, C, m]
     for start in range(0, n, chunk_size):
-        yield start, _distance_block(_prepare(x[start : start + chunk_size], metric), gallery_t, gallery, metric)
+        yield start, distance_block(prepare_features(x[start : start + chunk_size], metric), gallery_t, gallery, metric)
 
 
 def compute_distance(

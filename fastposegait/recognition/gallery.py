@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ..errors import GalleryError
-from ..evaluation.distance import METRICS, _distance_block, _prepare, _Prepared
+from ..evaluation.distance import METRICS, distance_block, prepare_features, PreparedFeatures
 from .embedding_file import FORMAT_VERSION, read_embedding_file, string_list, write_embedding_file
 
 #: the ``format`` of a gallery file
@@ -380,14 +380,14 @@ class Gallery:
         chunk = max(least, min(MAX_PROBES_PER_CHUNK, budget // n))
         block = max(1, budget // chunk)
         for start in range(0, probes.shape[0], chunk):
-            prepared = _prepare(probes[start:start + chunk], self.metric)
+            prepared = prepare_features(probes[start:start + chunk], self.metric)
             c = prepared.parts.shape[1]
             best = np.full((c, num_ids), _NO_KEY, dtype=np.int64)
             for lo in range(0, n, block):
                 hi = min(n, lo + block)
                 squared = None if layout.squared is None else layout.squared[:, lo:hi]
                 gallery_t = layout.gallery_t[:, :, lo:hi]
-                distances = _distance_block(prepared, gallery_t, _Prepared(gallery_t, squared), self.metric)
+                distances = distance_block(prepared, gallery_t, PreparedFeatures(gallery_t, squared), self.metric)
                 keys = _pack(distances.numpy(), layout.entries[lo:hi])
                 first = int(np.searchsorted(layout.starts, lo, side="right")) - 1
                 last = int(np.searchsorted(layout.starts, hi, side="left"))  # groups first..last-1
@@ -408,7 +408,7 @@ class Gallery:
             step = max(1, PAIRS_PER_BLOCK // max(1, c * p))
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
-                part = _prepare(torch.from_numpy(embeddings[entries[lo:hi]]), self.metric)
+                part = prepare_features(torch.from_numpy(embeddings[entries[lo:hi]]), self.metric)
                 gallery_t[:, :, lo:hi] = part.parts.transpose(1, 2)
                 if squared is not None:
                     squared[:, lo:hi] = part.squared

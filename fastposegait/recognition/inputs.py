@@ -40,7 +40,7 @@ import numpy as np
 
 from ..converters.custom import VideoSpec, find_videos, read_walker
 from ..converters.parsing import natural_key
-from ..data.dataset import _sorted_dirs, build_index
+from ..data.dataset import sorted_dirs, build_index
 from ..data.io import load_pose
 from ..data.packed_cache import check_same_length
 from ..data.partitions import read_partition
@@ -154,7 +154,7 @@ def _dataset_inputs(root: Path, partition: Union[str, Path, None], split: str,
                     data_in_use: Optional[Sequence[bool]], progress: bool,
                     subjects: Optional[List[str]] = None) -> List[SequenceInput]:
     """The sequences of a dataset folder (``subjects``, default all, or one split of ``partition``)."""
-    subjects = _sorted_dirs(str(root)) if subjects is None else subjects
+    subjects = sorted_dirs(str(root)) if subjects is None else subjects
     probes = None
     if partition is not None:
         if split not in SPLITS:

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -84,6 +85,7 @@ class GaitRecognizer:
         self.seed = evaluator.seed
         self._autocast = autocast_factory(device, autocast_dtype(evaluator, "evaluator_cfg", device))
         self._embedding_shape: Optional[List[int]] = None
+        self._weights_sha256: Optional[str] = None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -171,8 +173,21 @@ class GaitRecognizer:
             "dataset_name": self.config.data.dataset_name,
             "metric": self.metric,
             "embedding_shape": self.embedding_shape,
+            "weights_sha256": self.weights_sha256,
             "fastposegait_version": __version__,
         }
+
+    @property
+    def weights_sha256(self) -> str:
+        """A fingerprint of the model's weights (names and values of its state dict), so that
+        embeddings of the same weights match wherever the checkpoint file lives."""
+        if self._weights_sha256 is None:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._weights_sha256 = digest.hexdigest()
+        return self._weights_sha256
 
     @property
     def embedding_shape(self) -> List[int]:

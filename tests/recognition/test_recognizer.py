@@ -91,6 +91,11 @@ def test_info_and_shape(tmp_path, monkeypatch):
     assert info["model"] == "GaitGraph2" and info["iteration"] == 4 and info["metric"] == "cos"
     assert info["embedding_shape"] == list(expected.shape[1:])
     assert rec.num_joints == 17 and rec.metric == "cos"
+    # the weights' fingerprint: the same weights by another path, other weights differ
+    again = GaitRecognizer.from_run(runner.output_dir, iteration=4, device="cpu")
+    untrained = GaitRecognizer.from_run(runner.output_dir, iteration=0, device="cpu")
+    assert len(info["weights_sha256"]) == 64 and again.info["weights_sha256"] == info["weights_sha256"]
+    assert untrained.info["weights_sha256"] != info["weights_sha256"]
 
 
 @pytest.fixture
