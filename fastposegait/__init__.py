@@ -20,9 +20,11 @@ _LAZY = {
     "read_sequences": "fastposegait.recognition.inputs",
     "export_torchscript": "fastposegait.recognition.export",
     "export_onnx": "fastposegait.recognition.export",
+    "ExportPreprocessor": "fastposegait.recognition.export",
 }
 
-__all__ = ["__version__", "GaitRecognizer", "Gallery", "read_sequences", "export_torchscript", "export_onnx"]
+__all__ = ["__version__", "GaitRecognizer", "Gallery", "read_sequences", "export_torchscript", "export_onnx",
+           "ExportPreprocessor"]
 
 
 def __getattr__(name: str) -> Any:

@@ -52,3 +52,18 @@ def test_the_defaults_are_read_from_the_package(tmp_path, monkeypatch):
     path = default_config_path()
     assert path == REPO / "fastposegait" / "config" / "default.yaml"
     assert (REPO / "configs" / "default.yaml").resolve() == path  # the repository's copy is a link
+
+
+def test_the_public_inference_names_resolve():
+    import fastposegait
+
+    for name in fastposegait.__all__:
+        obj = getattr(fastposegait, name)
+        assert name == "__version__" or obj.__name__ == name
+    assert fastposegait.GaitRecognizer.__module__ == "fastposegait.recognition.recognizer"
+    try:
+        fastposegait.NoSuchThing
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
