@@ -34,8 +34,14 @@ from ..errors import EvaluationError, MissingFileError
 from ..registry import EVALUATORS, UnknownNameError
 from .common import PREFIX, _as_list, _fmt_types, _log_table, _round2, _single_view_codes, _TestSet, _unpack
 from .distance import auto_chunk_size, iter_distance_chunks
-from .ranking import encode, nearest_in_slices, rank_features, smallest_k_stable
+from .ranking import encode, rank_features, smallest_k_stable
 from .sustech1k import sustech1k_single_view
+from .view_pairs import first_match_in_slices
+
+#: ranks of the CMC curve of the single-view-gallery protocol (``table/<condition>-cmc``: the
+#: mean over probe views and the other gallery views, as rank-1 is averaged; its first value is
+#: the condition's rank-1)
+SINGLE_VIEW_CMC_RANKS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -188,42 +194,49 @@ def _single_view_gallery(
         raise EvaluationError(f"{where}: no gallery sequences of types {_fmt_types(protocol.gallery_types)}")
     _check_cells(where, protocol, views, probe_cells, view_code[gallery_rows])
 
-    # One distance pass: for each probe, its nearest gallery entry within every gallery view. The
-    # gallery is laid out view by view (stable, so ties still pick the lowest index of the
-    # original order) and each view is one argmin over a contiguous column slice.
+    # One distance pass: for each probe and every gallery view, the position of its first
+    # same-subject entry in that view's stable (distance, index) order. The gallery is laid out
+    # view by view (stable, so ties still rank the lowest index of the original order first);
+    # position 1 is a rank-1 hit (the view's nearest entry, lowest index among ties, is a match).
     device = test.features.device
     by_view = gallery_rows[np.argsort(view_code[gallery_rows], kind="stable")]
     bounds = np.searchsorted(view_code[by_view], np.arange(num_views + 1))
     gallery_label = torch.as_tensor(label_code[by_view], device=device)
     probe_label = torch.as_tensor(label_code[probe_rows], device=device)
     features = test.features
-    hits = torch.empty(len(probe_rows), num_views, dtype=torch.bool, device=device)
+    positions = torch.empty(len(probe_rows), num_views, dtype=torch.long, device=device)
     chunk = chunk_size or auto_chunk_size(len(by_view))
     for start, dist in iter_distance_chunks(features[probe_rows], features[by_view], metric, chunk):
-        nearest = nearest_in_slices(dist, bounds)
         stop = start + dist.shape[0]
-        hits[start:stop] = gallery_label[nearest] == probe_label[start:stop, None]
+        positions[start:stop] = first_match_in_slices(dist, probe_label[start:stop], gallery_label, bounds)
 
-    # acc[condition, probe view, gallery view] = round(100 * hits / probes, 2)
+    # acc[rank, condition, probe view, gallery view] = round(100 * hits within rank / probes, 2)
     num_cells = len(protocol.conditions) * num_views
     cells = torch.as_tensor(probe_cells, device=device)
-    hit_counts = torch.zeros(num_cells, num_views, dtype=torch.long, device=device).index_add_(0, cells, hits.long())
-    hit_counts = hit_counts.cpu().numpy().astype(np.float64)
     probe_counts = np.bincount(probe_cells, minlength=num_cells).astype(np.float64)
-    acc = _round2(hit_counts * 100 / probe_counts[:, None]).reshape(len(protocol.conditions), num_views, num_views)
+    acc = np.empty((SINGLE_VIEW_CMC_RANKS, len(protocol.conditions), num_views, num_views))
+    for r in range(SINGLE_VIEW_CMC_RANKS):
+        hits = (positions > 0) & (positions <= r + 1)
+        hit_counts = torch.zeros(num_cells, num_views, dtype=torch.long, device=device).index_add_(0, cells, hits.long())
+        hit_counts = hit_counts.cpu().numpy().astype(np.float64)
+        acc[r] = _round2(hit_counts * 100 / probe_counts[:, None]).reshape(len(protocol.conditions), num_views,
+                                                                           num_views)
 
     # Exclude identical-view cells: zero the diagonal, then sum each row, as the original does
     # (docs/upstream_differences.md, "Single-view rounding and view exclusion (kept)"); e.g.
     # [33.33, 100] gives exactly 100.0, not 133.33 - 33.33 = 99.99999999999999.
-    off_diagonal = acc * (1 - np.eye(num_views))[None]
-    per_view = off_diagonal.sum(2) / (num_views - 1)
+    off_diagonal = acc * (1 - np.eye(num_views))
+    per_view_ranks = off_diagonal.sum(3) / (num_views - 1)  # [rank, condition, probe view]
+    per_view = per_view_ranks[0]
     results: Dict[str, Any] = {}
     tables: Dict[str, Any] = {"table/views": list(views)}
     for number, condition in enumerate(protocol.conditions):
         name = f"{condition.name}@R1"
         results[PREFIX + name] = float(np.mean(per_view[number]))
         tables[f"table/{name}"] = _as_list(per_view[number])
-        tables[f"table/{name}-matrix"] = acc[number].tolist()
+        tables[f"table/{name}-matrix"] = acc[0, number].tolist()
+        tables[f"table/{condition.name}-cmc"] = [float(np.mean(per_view_ranks[r, number]))
+                                                 for r in range(SINGLE_VIEW_CMC_RANKS)]
     _log_table(
         f"Rank-1 (Exclude identical-view cases) [{dataset}, gallery per view, {metric}]",
         views,

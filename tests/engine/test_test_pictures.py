@@ -71,7 +71,8 @@ def test_phase_test_writes_provenance_pictures_and_tensorboard(tmp_path, monkeyp
 
     # the pictures, next to the JSON: what `fastposegait plot` draws from that JSON
     pictures = report_pictures(report)
-    assert [p.name for p in pictures] == ["rank1-NM", "rank1-BG", "rank1-CL", "rank1-per-view"]
+    assert [p.name for p in pictures] == ["cmc-NM", "cmc-BG", "cmc-CL", "rank1-NM", "rank1-BG", "rank1-CL",
+                                          "rank1-per-view"]
     for picture in pictures:
         png = out.with_name(f"{out.stem}-{picture.name}.png")
         assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), picture.rgb)

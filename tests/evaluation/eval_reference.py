@@ -75,8 +75,10 @@ def cmc_ap_inp(dist, pl, gl, max_rank=50, pv=None, gv=None):
     return cmc.astype(np.float32).sum(0) / np.float32(len(rows)), aps, inps
 
 
-def indoor_single(feats, labels, types, views, conditions, gallery_types, metric):
-    """Per condition: the V x V accuracy table and the per-view exclusion vector, loop by loop."""
+def indoor_single(feats, labels, types, views, conditions, gallery_types, metric, rank=1):
+    """Per condition: the V x V rank-``rank`` accuracy table and the per-view exclusion vector,
+    loop by loop (rank 1: the nearest entry, the first minimum; rank r: a match among the first
+    r of the stably sorted (distance, index) list)."""
     vs = sorted(set(views))
     out = {}
     for name, ptypes in conditions:
@@ -88,8 +90,12 @@ def indoor_single(feats, labels, types, views, conditions, gallery_types, metric
                 d = distance(feats[probes], feats[gallery], metric)
                 hits = 0
                 for k, i in enumerate(probes):
-                    nearest = gallery[int(np.argmin(d[k]))]  # argmin = first minimum
-                    hits += labels[nearest] == labels[i]
+                    if rank == 1:
+                        nearest = gallery[int(np.argmin(d[k]))]  # argmin = first minimum
+                        hits += labels[nearest] == labels[i]
+                    else:
+                        order = sorted(range(len(gallery)), key=lambda j: (d[k][j], j))[:rank]
+                        hits += any(labels[gallery[j]] == labels[i] for j in order)
                 acc[a, b] = np.round(hits * 100 / len(probes), 2)
         out[name] = (acc, (acc.sum(1) - np.diag(acc)) / (len(vs) - 1))
     return out

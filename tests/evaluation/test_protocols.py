@@ -409,6 +409,25 @@ def test_single_view_matches_brute_force(seed, dataset, metric):
         np.testing.assert_allclose(result[f"table/{name}@R1-matrix"], acc, atol=1e-6)
         np.testing.assert_allclose(result[f"table/{name}@R1"], per_view, atol=1e-6)
         assert result[P + f"{name}@R1"] == pytest.approx(np.mean(per_view), abs=1e-6)
+        assert result[f"table/{name}-cmc"][0] == result[P + f"{name}@R1"]  # the curve starts at rank-1
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("metric", ["euc", "cos"])
+def test_single_view_cmc_matches_brute_force(seed, metric):
+    """Ranks 2..5 of the single-view gallery's CMC: per view pair a match among the first r of
+    the stable (distance, index) order, identical views excluded, averaged like rank-1."""
+    data = random_indoor_set(seed + 20, "CASIA-B", integer=(seed == 1), parts=2)
+    result = evaluate_indoor_dataset(data, "CASIA-B", metric=metric, chunk_size=7)
+    protocol = INDOOR_SINGLE_VIEW["CASIA-B"]
+    for rank in (2, 3, 5):
+        expected = ref.indoor_single(data["embeddings"], data["labels"], data["types"], data["views"],
+                                     _conditions(protocol), protocol.gallery_types, metric, rank=rank)
+        for name, (_, per_view) in expected.items():
+            assert result[f"table/{name}-cmc"][rank - 1] == pytest.approx(np.mean(per_view), abs=1e-6)
+    for name, _ in _conditions(protocol):
+        cmc = result[f"table/{name}-cmc"]
+        assert len(cmc) == 5 and all(a <= b for a, b in zip(cmc, cmc[1:]))
 
 
 @pytest.mark.usefixtures("rank_path")

@@ -76,7 +76,7 @@ def test_per_view_chart_one_line_per_condition():
 
 def test_draw_figures_of_each_kind(tmp_path):
     expected = {
-        "casia_b": ["rank1-NM", "rank1-BG", "rank1-CL", "rank1-per-view"],
+        "casia_b": ["cmc-NM", "cmc-BG", "cmc-CL", "rank1-NM", "rank1-BG", "rank1-CL", "rank1-per-view"],
         "ccpg": ["cmc-CL", "cmc-UP", "cmc-DN", "cmc-BG", "rank1-CL", "rank1-UP", "rank1-DN", "rank1-BG",
                  "rank1-per-view"],
         "grew": ["cmc-all"],

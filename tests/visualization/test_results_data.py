@@ -84,7 +84,10 @@ def test_file_safe_names():
 def test_casia_b_single_view_gallery():
     results = results_sets.casia_b()
     figures = find_figures(results)
-    assert figures.cmc == []
+    assert [c.condition for c in figures.cmc] == ["NM", "BG", "CL"]
+    for curve in figures.cmc:  # ranks 1-5, starting at the condition's rank-1
+        assert curve.accuracy.tolist() == results[f"table/{curve.condition}-cmc"]
+        assert curve.accuracy[0] == results[f"scalar/test_accuracy/{curve.condition}@R1"]
     found = matrices(figures)
     assert list(found) == ["NM", "BG", "CL"]
     for cond in ("NM", "BG", "CL"):
