@@ -5,6 +5,7 @@ shortened with config overrides and run in a temporary folder. The test command 
 one .ci/run executes; CI then runs the slow lane.
 """
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -75,3 +76,50 @@ def test_readme_main_command_trains_then_tests(tmp_path):
     run = out.parent.relative_to(tmp_path)  # the reported values, recomputed from the checkpoint
     check_run(tmp_path, run, run / "checkpoints" / "GaitGraph2-demo-00004.pt",
               run / "checkpoints" / "GaitGraph2-demo-00004-test.json")
+
+
+def inference_block():
+    """The README's embed -> enroll -> identify commands (the block that starts with
+    ``fastposegait embed``), one list of arguments per command."""
+    (block,) = [b for b in code_blocks() if b.startswith("fastposegait embed")]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").strip().splitlines()]
+
+
+@pytest.mark.slow
+def test_readme_inference_commands_identify_the_test_walkers(tmp_path):
+    """The README's inference block, run as written through ``python -m fastposegait`` on a
+    tiny trained demo (data paths pointed at its dataset): the embeddings file holds the test
+    split, the gallery the nm-01..04 walks, and identify's answers are the brute-force nearest
+    identities of the file's embeddings."""
+    from fastposegait.evaluation.distance import compute_distance
+    from fastposegait.recognition.embedding_file import load_embeddings
+    from fastposegait.recognition.gallery import Gallery
+
+    over = tiny_overrides(tmp_path)
+    run_cli(["--cfgs", str(REPO / "configs/demo/gaitgraph2_demo.yaml"), "--phase", "train", *over], tmp_path)
+    commands = inference_block()
+    assert [c[:2] for c in commands] == [["fastposegait", "embed"], ["fastposegait", "enroll"],
+                                        ["fastposegait", "identify"]]
+    paths = {"data/synthetic-casia-b.json": str(tmp_path / "partition.json"),
+             "data/synthetic-casia-b": str(tmp_path / "data")}
+    outputs = []
+    for command in commands:
+        args = [paths.get(a, a) for a in command[1:]]
+        proc = subprocess.run([sys.executable, "-m", "fastposegait", *args, "--no-progress"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs.append(proc.stdout)
+    embeddings, entries, _ = load_embeddings(tmp_path / "test_embeddings.npz")
+    test_split = json.loads((tmp_path / "partition.json").read_text())["TEST_SET"]
+    assert len(entries) == 40 and sorted({e["subject"] for e in entries}) == sorted(test_split)
+    gallery = Gallery.load(tmp_path / "gallery.npz")
+    enrolled = [i for i, e in enumerate(entries) if e["type"] in ("nm-01", "nm-02", "nm-03", "nm-04")]
+    assert len(gallery) == len(enrolled) and gallery.identities == [entries[i]["subject"] for i in enrolled]
+    answers = json.loads((tmp_path / "answers.json").read_text())
+    probes = [i for i, e in enumerate(entries) if e["type"] in ("nm-05", "nm-06")]
+    assert [p["name"] for p in answers["probes"]] == [entries[i]["name"] for i in probes]
+    dist = compute_distance(embeddings[probes], embeddings[enrolled], gallery.metric).cpu().numpy()
+    nearest = [gallery.identities[int(j)] for j in dist.argmin(1)]
+    assert [p["decision"] for p in answers["probes"]] == nearest
+    hits = sum(n == entries[i]["subject"] for n, i in zip(nearest, probes))
+    assert f"rank-1: {hits}/{len(probes)} probes whose subject is enrolled" in outputs[2]
