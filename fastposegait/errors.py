@@ -128,3 +128,8 @@ class GalleryError(FastPoseGaitError, ValueError):
 class ResultsFileError(FastPoseGaitError, ValueError):
     """A file given as test results is not one: unreadable, not JSON, or without the
     ``results`` mapping the test phase writes."""
+
+
+class ExportError(FastPoseGaitError, RuntimeError):
+    """An export that cannot be made (a missing optional package, an unwritable file), or
+    whose saved file differs from the eager model beyond the parity tolerance."""

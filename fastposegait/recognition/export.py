@@ -45,7 +45,7 @@ from .. import __version__
 from ..config import Config
 from ..data.layout import pose_requirement
 from ..data.skeleton import get_joint_format
-from ..errors import FastPoseGaitError, OutputDirError
+from ..errors import ExportError, OutputDirError
 from .export_pipeline import (ExportPreprocessor, InferenceGraph, PipelineSplit, input_shape, preprocess,
                               split_pipeline)
 
@@ -70,10 +70,6 @@ ONNX_METADATA = "fastposegait"
 #: input and output names of the exported graph
 INPUT_NAME, OUTPUT_NAME = "poses", "embeddings"
 ONNX_INSTALL_HINT = "pip install 'fastposegait[onnx]'"
-
-
-class ExportError(FastPoseGaitError, RuntimeError):
-    """An export that cannot be made, or whose result differs from the eager model."""
 
 
 @dataclass
