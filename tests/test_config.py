@@ -1,5 +1,6 @@
 """Config loading: merge, overrides, validation messages."""
 import textwrap
+import os
 from pathlib import Path
 
 import pytest
@@ -375,6 +376,12 @@ def test_config_files_that_are_not_text_folders_or_bad_overrides_are_one_line(tm
         load_config(latin)
     with pytest.raises(ConfigError, match="is a folder; pass a YAML file to --cfgs"):
         load_config(tmp_path)
+    os.mkfifo(tmp_path / "fifo.yaml")  # reading it would wait for a writer forever
+    for special in (tmp_path / "fifo.yaml", Path("/dev/zero")):
+        with pytest.raises(ConfigError, match=r"is not a regular file \(a device, a pipe or a socket\); pass an"):
+            load_config(special)
+    with pytest.raises(ConfigError, match="does not exist; pass an existing YAML file"):
+        load_config(tmp_path / "missing.yaml")
     for bad in ("trainer_cfg.total_iter=[1", "trainer_cfg.total_iter=!!python/object:os.system x"):
         with pytest.raises(ConfigError) as info:
             load_config(write(tmp_path, MINIMAL), [bad])

@@ -97,7 +97,8 @@ def read_yaml(path: str | Path) -> Dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"config file {str(path)!r} is a folder; pass a YAML file to --cfgs")
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file to --cfgs")
+        what = "is not a regular file (a device, a pipe or a socket)" if path.exists() else "does not exist"
+        raise ConfigError(f"config file {str(path)!r} {what}; pass an existing YAML file to --cfgs")
     try:
         with open(path, "r", encoding="utf-8") as f:
             data = _load_yaml(f)
