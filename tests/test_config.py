@@ -1,6 +1,6 @@
 """Config loading: merge, overrides, validation messages."""
-import textwrap
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
