@@ -260,7 +260,7 @@ def test_cli_writes_the_file_and_its_metadata(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--run", "nowhere", "--format", "onnx", "-o", "x.onnx"], "nowhere: does not exist"),
+    (["--run", "nowhere", "--format", "torchscript", "-o", "x.pt"], "nowhere: does not exist"),
     (["--run", "r", "--checkpoint", "c.pt", "--format", "onnx", "-o", "x.onnx"], "--checkpoint goes with --cfgs"),
     (["--cfgs", "c.yaml", "--checkpoint", "c.pt", "--iter", "3", "--format", "onnx", "-o", "x"], "not both"),
     (["--cfgs", "c.yaml", "--format", "torchscript", "--opset", "18", "-o", "x"], "--opset applies to"),
