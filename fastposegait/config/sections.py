@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
+from ..data.device_transforms import TRANSFORM_PLACES, unsupported_device_transform
 from ..data.frames import FRAME_KEYS, FrameSampler
 from ..errors import ConfigError
 from ..kwargs import match_kwargs
@@ -204,6 +205,7 @@ class TrainerSection:
     total_iter: int
     seed: int
     collective_timeout: int
+    transform_on: str
     sampler: SamplerSection
     transform: Any
 
@@ -218,7 +220,25 @@ class TrainerSection:
         check_folder_name(checker, f"{key}.save_name", fields["save_name"])
         check_transforms(values.get("transform"), f"{key}.transform", checker)
         sampler = SamplerSection.from_mapping(values.get("sampler"), f"{key}.sampler", checker)
+        _check_transform_place(fields["transform_on"], sampler, values.get("transform"), key, checker)
         return cls(sampler=sampler, transform=values.get("transform"), **fields)
+
+
+def _check_transform_place(place: str, sampler: SamplerSection, transform: Any, key: str, checker: Checker) -> None:
+    """``transform_on`` is ``worker`` or ``device``; ``device`` needs stacked batches (``fixed_*``
+    sampling) and a batched twin of every transform (fastposegait.data.device_transforms)."""
+    if place not in TRANSFORM_PLACES:
+        checker.fail(f"{key}.transform_on", f"must be 'worker' or 'device', got {place!r}")
+    if place != "device":
+        return
+    if sampler.frames.mode != "fixed":
+        checker.fail(f"{key}.sampler.sample_type",
+                     f"{sampler.frames.sample_type!r} packs sequences of different lengths, which the device "
+                     f"transforms cannot take; use fixed_ordered/fixed_unordered or set {key}.transform_on: worker")
+    found = unsupported_device_transform(transform, f"{key}.transform")
+    if found is not None:
+        checker.fail(found[0], f"transform {found[1]!r} has no batched version to run on the device; set "
+                     f"{key}.transform_on: worker")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """DataLoaders whose workers do all per-batch work: loading, frame sampling, transforms.
 
+With ``transform_on="device"`` the workers load and sample frames only (stacked ``[B, T, V, C]``
+batches), and the runner applies the batched transforms on the device
+(:mod:`fastposegait.data.device_transforms`).
+
 The sampler yields one :class:`~fastposegait.data.sampler.BatchRequest` per batch; a worker
 receives the whole request and returns the finished tensors. Each sequence's randomness
 (frame window, augmentations) comes from a generator keyed by ``(seed, phase, batch key,
@@ -23,7 +27,8 @@ from .collate import BatchCollator
 from .frames import FRAME_KEYS, frame_sampler_from_cfg
 from .dataset import PoseDataset
 from .sampler import BatchRequest, batch_rng
-from .transforms import build_transforms
+from .device_transforms import check_frame_sampling
+from .transforms import NoOperation, build_transforms
 
 # sampler-section keys consumed by the frame sampler or the registry lookup, not the sampler
 _FRAME_KEYS = ("type", *FRAME_KEYS)
@@ -118,11 +123,23 @@ def build_loader(
     world_size: int = 1,
     num_workers: int = 0,
     pin_memory: bool = False,
+    transform_on: str = "worker",
 ) -> DataLoader:
-    """A DataLoader over ``dataset`` that yields ``[inputs, labels, types, views, seqL]``."""
+    """A DataLoader over ``dataset`` that yields ``[inputs, labels, types, views, seqL]``.
+
+    ``transform_on="device"``: the workers apply no transforms (one identity per modality of
+    ``transform_cfg``); the caller runs the batched twins on the device. Only ``fixed_*``
+    sampling is accepted then (a :class:`~fastposegait.errors.ConfigError` otherwise)."""
     sampler = build_sampler(dataset, sampler_cfg, seed, rank, world_size)
     where = "trainer_cfg.transform" if training else "evaluator_cfg.transform"
-    collator = BatchCollator(frame_sampler_from_cfg(sampler_cfg), build_transforms(transform_cfg, where))
+    frame_sampler = frame_sampler_from_cfg(sampler_cfg)
+    transforms = build_transforms(transform_cfg, where)
+    if transform_on == "device":
+        check_frame_sampling(frame_sampler.sample_type, where.replace("transform", "sampler.sample_type"))
+        transforms = [NoOperation() for _ in transforms]
+    elif transform_on != "worker":
+        raise ValueError(f"transform_on must be 'worker' or 'device', got {transform_on!r}")
+    collator = BatchCollator(frame_sampler, transforms)
     builder = BatchBuilder(dataset, collator, seed, phase=0 if training else 1)
     kwargs: dict = {}
     if num_workers > 0:

@@ -33,6 +33,7 @@ from .. import distributed as dist_utils
 from ..config import Config
 from ..data.autogen import ensure_dataset
 from ..data.dataset import PoseDataset, dataset_from_section
+from ..data.device_transforms import DeviceTransforms
 from ..data.io import atomic_write
 from ..data.layout import check_pose_layout
 from ..data.loader import build_loader
@@ -69,6 +70,7 @@ class TrainingParts:
     scheduler: Any
     scaler: torch.amp.GradScaler
     autocast: Optional[Callable[[], Any]]
+    device_transforms: Optional[DeviceTransforms] = None  # trainer_cfg.transform_on: device
 
 
 def _no_restore(hint: Union[int, str]) -> bool:
@@ -370,8 +372,10 @@ class Runner:
         loader = build_loader(
             dataset, trainer.sampler.as_mapping(), trainer.transform, training=True, seed=trainer.seed,
             rank=self.rank, world_size=self.world_size, num_workers=self.config.data.num_workers,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda", transform_on=trainer.transform_on,
         )
+        on_device = DeviceTransforms(trainer.transform, trainer.seed, self.rank) if trainer.transform_on == "device" \
+            else None
         losses = LossAggregator(self.config.losses).to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad] + \
                  [p for p in losses.parameters() if p.requires_grad]
@@ -379,7 +383,8 @@ class Runner:
         scheduler = build_scheduler(self.config.scheduler, optimizer)
         dtype = autocast_dtype(trainer, "trainer_cfg", self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
-        parts = TrainingParts(loader, losses, optimizer, scheduler, scaler, autocast_factory(self.device, dtype))
+        parts = TrainingParts(loader, losses, optimizer, scheduler, scaler, autocast_factory(self.device, dtype),
+                              on_device)
         self._restore_training(parts)
         loader.sampler.start = self.batches_seen
         return parts
@@ -389,6 +394,8 @@ class Runner:
         scheduler step. Returns ``(loss, loss_info, model_output)``, or None when a float16
         step overflowed and was skipped (not counted, no scheduler step)."""
         inputs = move_batch(batch, self.device)
+        if parts.device_transforms is not None:  # transform_on: device; keyed by batch for exact resumes
+            inputs = parts.device_transforms(inputs, self.batches_seen)
         with (parts.autocast() if parts.autocast else contextlib.nullcontext()):
             output = self.net(inputs)
             loss, info = parts.losses(output["training_feat"])
