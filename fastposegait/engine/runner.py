@@ -5,7 +5,8 @@ One code path for one process or many, CPU or GPU. The order of a training run:
 1. output folder, logging, seeds (``seed + rank``), resolved config written to the folder;
 2. the model from ``model_cfg`` (pure), moved to the device; SyncBatchNorm where it can run
    (CUDA and world size > 1); ``fix_BN``; DDP when there is more than one process;
-3. the training loader (workers do sampling and transforms), losses, optimizer, scheduler,
+3. the training loader (workers do sampling and transforms; with ``transform_on: device`` the
+   transforms run batched on the device in the training step), losses, optimizer, scheduler,
    AMP scaler; then ``restore_hint`` (weights, optimizer, scheduler, RNG, sampler position);
 4. the loop: step, log every ``log_iter``, checkpoint (and test with ``with_test``) every
    ``save_iter``, stop at ``total_iter``.

@@ -406,3 +406,21 @@ def test_packed_batches_are_refused_at_run_time_too():
                    torch.tensor([[5, 7]], dtype=torch.int32))
     with pytest.raises(ConfigError, match="transform_on: worker"):
         chains(packed, key=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_chains_on_cuda_equal_the_cpu_chains(name):
+    """On CUDA: the recipe chain with its randomness off gives the CPU values (float64, 1e-9);
+    with randomness, the same key gives the same draws and the output is finite."""
+    transform_cfg, sampler = recipe(name)
+    frames = clip_length(transform_cfg, sampler)
+    x = torch.from_numpy(random_batch(np.random.default_rng(10), batch=6, frames=frames))
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    still = build_device_chain(without_randomness(transform_cfg)[0])
+    np.testing.assert_allclose(still(x.cuda(), device_generator(0, 0, 1, cuda)).cpu().numpy(),
+                               still(x, device_generator(0, 0, 1, cpu)).numpy(), rtol=1e-9, atol=1e-9)
+    chain = build_device_chain(transform_cfg[0])
+    a = chain(x.float().cuda(), device_generator(0, 0, 1, cuda))
+    b = chain(x.float().cuda(), device_generator(0, 0, 1, cuda))
+    assert a.is_cuda and torch.equal(a, b) and torch.isfinite(a).all()
