@@ -57,6 +57,36 @@ def machine_info(with_torch: bool = True) -> Dict[str, Any]:
     return info
 
 
+def gpu_info() -> Dict[str, Any]:
+    """What a CUDA run depends on: the CUDA and cuDNN versions torch was built with, NCCL's,
+    every visible GPU (name, memory, compute capability) and ``nvidia-smi``'s report (driver
+    version, clocks, other processes on the GPU). Empty lists and None without CUDA."""
+    import subprocess
+
+    import torch
+
+    info: Dict[str, Any] = {"torch_cuda": torch.version.cuda, "cudnn": None, "nccl": None, "gpus": [],
+                            "nvidia_smi": None}
+    if not torch.cuda.is_available():
+        return info
+    info["cudnn"] = torch.backends.cudnn.version()
+    try:
+        info["nccl"] = ".".join(str(v) for v in torch.cuda.nccl.version())
+    except (AttributeError, RuntimeError, TypeError):
+        pass
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        info["gpus"].append({"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+                             "capability": f"{props.major}.{props.minor}",
+                             "multiprocessors": props.multi_processor_count})
+    try:
+        proc = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30)
+        info["nvidia_smi"] = proc.stdout if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr[-500:]}"
+    except (OSError, subprocess.TimeoutExpired) as err:
+        info["nvidia_smi"] = f"not run: {err}"
+    return info
+
+
 def write_report(out: Path, benchmark: str, argv: Optional[Sequence[str]], **fields: Any) -> Dict[str, Any]:
     """Write ``benchmarks/<benchmark>.py``'s JSON report to ``out`` and return it: the common
     header, with the command line that reproduces the run (``argv``, or the process's own

@@ -51,9 +51,13 @@ def _extract(runner: Runner, max_sequences: Optional[int]) -> torch.Tensor:
                               loader.dataset.collator.time_axes, progress=False, max_sequences=max_sequences)
 
 
-def measure(model: str, overrides: List[str], device: torch.device, repeats: int) -> Dict[str, Any]:
+MODES = ("whole_batch", "default", "one_per_call")
+
+
+def measure(model: str, overrides: List[str], device: torch.device, repeats: int,
+            modes_wanted: Sequence[str] = MODES) -> Dict[str, Any]:
     """Seconds per pass over the test split for each way of cutting the test batches into
-    model calls, then the evaluator."""
+    model calls (``modes_wanted``, a subset of :data:`MODES`), then the evaluator."""
     cfg = load_config(REPO / CONFIGS[model], overrides)
     ensure_dataset(cfg["data_cfg"])
     torch.manual_seed(0)
@@ -61,6 +65,7 @@ def measure(model: str, overrides: List[str], device: torch.device, repeats: int
     setup_logging(rank=1)
     runner.model.eval()
     modes = {"whole_batch": None, "default": runner.sequences_per_call(), "one_per_call": 1}
+    modes = {mode: per_call for mode, per_call in modes.items() if mode in modes_wanted}
     times: Dict[str, List[float]] = {}
     features: Dict[str, torch.Tensor] = {}
     for mode, per_call in modes.items():
@@ -75,10 +80,10 @@ def measure(model: str, overrides: List[str], device: torch.device, repeats: int
     options = {"metric": cfg["evaluator_cfg"].get("metric", "euc"), "output_dir": str(runner.output_dir),
                "dataset_partition": cfg["data_cfg"]["dataset_partition"]}
     start = time.perf_counter()
-    results = run_evaluator(evaluator, features["default"], dataset.subjects, dataset.types, dataset.views,
+    results = run_evaluator(evaluator, next(iter(features.values())), dataset.subjects, dataset.types, dataset.views,
                             cfg["data_cfg"]["test_dataset_name"], options)
     eval_s = time.perf_counter() - start
-    reference = features["one_per_call"]
+    reference = features["one_per_call"] if "one_per_call" in features else next(iter(features.values()))
     max_rel = max(float((f - reference).abs().max() / reference.abs().max().clamp(min=1e-12))
                   for f in features.values())
     # float32 rounding differs between call sizes (other convolution algorithms); the untrained
@@ -92,7 +97,9 @@ def measure(model: str, overrides: List[str], device: torch.device, repeats: int
     return {
         "model": model, "sequences": n, "test_batch": cfg["evaluator_cfg"]["sampler"]["batch_size"],
         "sequences_per_call": modes, "feature_shape": list(reference.shape[1:]), "seconds": times,
-        "seq_per_s": per_s, "speedup_default_vs_whole_batch": per_s["default"] / per_s["whole_batch"],
+        "seq_per_s": per_s,
+        "speedup_default_vs_whole_batch": (per_s["default"] / per_s["whole_batch"]
+                                           if {"default", "whole_batch"} <= set(per_s) else None),
         "evaluate_s": eval_s, "max_relative_feature_difference": max_rel,
         "nm_rank1": results.get("scalar/test_accuracy/NM@R1"),
     }
@@ -106,6 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--subjects", type=int, default=10, help="synthetic dataset size (40% are test subjects)")
     parser.add_argument("--data", default=None, help="folder for the synthetic dataset (default: a temp dir)")
     parser.add_argument("--tiny", action="store_true", help="a tiny dataset and short walks: proves the script works")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated ways of cutting test batches into model calls: " + ", ".join(MODES))
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for every model, e.g. data_cfg.dataset_root=/data/casia-b")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "test_phase.json"))
     args = parser.parse_args(argv)
     setup_logging(rank=1)
@@ -114,6 +125,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     for name in models:
         if name not in CONFIGS:
             parser.error(f"unknown model {name!r}")
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes {args.modes!r}: choose from {', '.join(MODES)}")
     out = Path(args.out).resolve()
     root = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="fpg-test-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -122,17 +136,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if args.tiny:
         overrides += ["evaluator_cfg.sampler.frames_num_fixed=12"]
         args.repeats = 1
+    overrides += args.override
     rows = []
     cwd = os.getcwd()
     os.chdir(root)
     try:
         for model in models:
-            row = measure(model, overrides, device, args.repeats)
+            row = measure(model, overrides, device, args.repeats, modes)
             rows.append(row)
-            rates = row["seq_per_s"]
-            print(f"{model:11s} {row['sequences']:5d} seqs, test batch {row['test_batch']:4d}: whole batch per call "
-                  f"{rates['whole_batch']:7.1f} seq/s, {row['sequences_per_call']['default']} per call "
-                  f"{rates['default']:7.1f} seq/s, one per call {rates['one_per_call']:7.1f} seq/s; "
+            write_report(out, "test_phase", argv, device=str(device), repeats=args.repeats, tiny=args.tiny,
+                         rows=rows)  # after every row: a run cut short keeps what it measured
+            rates = ", ".join(f"{mode} ({row['sequences_per_call'][mode]} per call) {rate:7.1f} seq/s"
+                              for mode, rate in row["seq_per_s"].items())
+            print(f"{model:11s} {row['sequences']:5d} seqs, test batch {row['test_batch']:4d}: {rates}; "
                   f"evaluate {row['evaluate_s']:.2f} s", flush=True)
     finally:
         os.chdir(cwd)
