@@ -7,6 +7,7 @@ The helpers the suite's CUDA path depends on (process count, pytest report parsi
 throughput plan, the markdown) are checked in the fast lane."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,22 @@ def test_cuda_test_files_hold_the_cuda_only_tests():
     assert "tests/gpu/test_cuda_equality.py" in files
     assert "tests/evaluation/test_distance.py" in files
     assert "tests/benchmarks/test_gpu_suite_dry_run.py" not in files
+
+
+def test_every_cuda_only_test_is_selected_by_the_suite():
+    """The suite selects CUDA-only tests by ``-k cuda`` in the files that mention CUDA: a test
+    skipped with "needs CUDA" must have ``cuda`` in its name (else the suite would miss it)."""
+    selected = set(gpu_suite.cuda_test_files())
+    found = 0
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.lstrip().startswith("@pytest.mark.skipif") and "needs CUDA" in line:
+                name = next(m.group(1) for m in (re.match(r"\s*def (test_\w+)", x) for x in lines[i:]) if m)
+                assert "cuda" in name.lower(), f"{path.relative_to(REPO)}::{name} needs CUDA but -k cuda misses it"
+                assert str(path.relative_to(REPO)) in selected
+                found += 1
+    assert found >= 5
 
 
 @pytest.mark.slow  # launches training and testing processes
