@@ -29,7 +29,8 @@ SLOW_TESTS = {
 }
 
 #: programs that train or test a model; a fast-lane test may not run them in a subprocess
-TRAINING_ENTRY_POINTS = ("fastposegait/main.py", "benchmarks/train_throughput.py", "benchmarks/test_phase.py")
+TRAINING_ENTRY_POINTS = ("fastposegait/main.py", "benchmarks/train_throughput.py", "benchmarks/test_phase.py",
+                         "benchmarks/gpu_suite.py", "benchmarks/gpu_suite.sh")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
