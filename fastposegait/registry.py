@@ -161,7 +161,8 @@ MODELS = Registry("model", "Model(model_cfg: dict) -> BaseModel", ["fastposegait
 LOSSES = Registry("loss", "Loss(**kwargs) -> nn.Module; forward(**training_feat[prefix]) -> (loss, info)",
                   ["fastposegait.modeling.losses"])
 TRANSFORMS = Registry("transform", "Transform(**kwargs); __call__(seq [T,V,C] ndarray, rng) -> ndarray",
-                      ["fastposegait.data.transforms"], unsupported=UNSUPPORTED_TRANSFORMS)
+                      ["fastposegait.data.transforms", "fastposegait.data.map_transforms",
+                       "fastposegait.data.skeleton_maps.transform"], unsupported=UNSUPPORTED_TRANSFORMS)
 SAMPLERS = Registry("sampler", "Sampler(dataset, batch_size, seed, rank, world_size, **kwargs)",
                     ["fastposegait.data.sampler"])
 EVALUATORS = Registry("evaluator", "evaluator(data: dict, dataset: str, **kwargs) -> dict of scalars",

@@ -1,0 +1,1 @@
+"""Transforms of map sequences (skeleton maps or silhouettes): cutting, flips, perspective, rotation."""

@@ -1,0 +1,1 @@
+"""Registered SkeletonMap transform: renders pose sequences into skeleton maps on the fly."""
