@@ -1,7 +1,8 @@
 """Every shipped config builds a model with exactly the upstream parameter count.
 
-REFERENCE_PARAMS is the full table of reference parameter counts (39 upstream configs,
-counts measured by building the original code). Rows are checked for the model
+REFERENCE_PARAMS is the full table of reference parameter counts (39 upstream FastPoseGait
+configs and the 5 SkeletonGait configs of OpenGait, counts measured by building the original
+code). Rows are checked for the model
 families listed in FAMILIES; a family joins the check by adding its folder name there, once
 its model is registered and its configs exist. A listed row whose config is missing fails
 (it is never skipped).
@@ -16,7 +17,7 @@ from fastposegait.modeling import build_model, count_parameters
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 #: config folders whose rows are checked
-FAMILIES = ("gaitgraph1", "gaitgraph2", "gaittr", "gpgait", "gpgait++")
+FAMILIES = ("gaitgraph1", "gaitgraph2", "gaittr", "gpgait", "gpgait++", "skeletongait")
 
 #: config path (relative to configs/) -> reference parameter count
 REFERENCE_PARAMS = {
@@ -59,6 +60,12 @@ REFERENCE_PARAMS = {
     "gpgait++/gpgait++_Gait3D.yaml": 20_532_043,
     "gpgait++/gpgait++_OUMVLP.yaml": 36_561_227,  # share_num 4 in the config, 3 built (as the original)
     "gpgait++/gpgait++_SUSTech1K.yaml": 6_083_603,
+    # DeepGaitV2 (p3d): 8,036,864 ([1, 1, 1, 1] blocks) or 13,204,736 ([1, 4, 4, 1]) + 4,096 * class_num
+    "skeletongait/skeletongait_CCPG.yaml": 8_446_464,
+    "skeletongait/skeletongait_GREW.yaml": 95_124_736,
+    "skeletongait/skeletongait_Gait3D.yaml": 25_492_736,
+    "skeletongait/skeletongait_OUMVLP.yaml": 29_143_552,
+    "skeletongait/skeletongait_SUSTech1K.yaml": 9_060_864,
 }
 
 #: demo config -> the CASIA-B config whose architecture it must keep
@@ -77,8 +84,9 @@ CHECKED = sorted(p for p in REFERENCE_PARAMS if _family(p) in FAMILIES)
 
 
 def test_table_is_the_full_reference():
-    assert len(REFERENCE_PARAMS) == 39
-    assert {_family(p) for p in REFERENCE_PARAMS} == {"gaitgraph1", "gaitgraph2", "gaittr", "gpgait", "gpgait++"}
+    assert len(REFERENCE_PARAMS) == 44
+    assert {_family(p) for p in REFERENCE_PARAMS} == {"gaitgraph1", "gaitgraph2", "gaittr", "gpgait", "gpgait++",
+                                                      "skeletongait"}
     assert set(FAMILIES) <= {_family(p) for p in REFERENCE_PARAMS}
 
 
