@@ -20,7 +20,7 @@ import numpy as np
 from ..config.checker import Checker
 from ..config.sections import DataSection
 from ..errors import DatasetError, PoseFileError
-from .io import load_pose
+from .io import load_sequence
 from .partitions import read_partition, shared_subjects
 from .packed_cache import (
     DirSignature,
@@ -427,6 +427,12 @@ class PoseDataset:
     def _check_layout(self, arrays: List[np.ndarray], record: SequenceRecord) -> None:
         for path, array, expected in zip(record.paths, arrays, self.layout or ()):
             if tuple(array.shape[1:]) != tuple(expected):
+                if len(expected) != 2 or array.ndim != 3:  # a map sequence [T, C, H, W] on either side
+                    raise PoseFileError(
+                        f"{path}: shape {list(array.shape)}, but the other sequences of this dataset are "
+                        f"{_describe_frame(expected)} per frame (checked at start); re-export this file in the "
+                        "dataset's layout or remove it"
+                    )
                 raise PoseFileError(
                     f"{path}: {array.shape[1]} joints and {array.shape[2]} channels (shape {list(array.shape)}), "
                     f"but the other sequences of this dataset have {expected[0]} joints and {expected[1]} "
@@ -438,37 +444,38 @@ class PoseDataset:
         """Pickles per sequence (the most any sequence has)."""
         return max((len(r.paths) for r in self.records), default=0)
 
-    def cached_shapes(self, position: int = 0) -> Optional[np.ndarray]:
-        """``[len(self), 3]``: the ``[T, V, C]`` shape of modality ``position`` of every
-        sequence when it is known without reading a pickle (packed cache: from its index;
-        memory cache: from the arrays), ``-1`` where a sequence lacks that modality; None
-        without a cache."""
+    def cached_shapes(self, position: int = 0, width: int = 3) -> Optional[np.ndarray]:
+        """``[len(self), width]``: the shape of modality ``position`` of every sequence
+        (``[T, V, C]`` for poses; ``width=4`` also gives the W of map sequences
+        ``[T, C, H, W]``, 0 in that column for poses) when it is known without reading a pickle
+        (packed cache: from its index; memory cache: from the arrays), ``-1`` where a sequence
+        lacks that modality; None without a cache."""
         if self._packed is not None:
-            return self._packed.record_file_shapes(self._packed_rows, position)  # type: ignore[arg-type]
+            return self._packed.record_file_shapes(self._packed_rows, position, width)  # type: ignore[arg-type]
         if self._cache is not None:
-            return np.array([a[position].shape[:3] if len(a) > position else (-1, -1, -1) for a in self._cache],
-                            dtype=np.int64).reshape(-1, 3)
+            return np.array([_padded_shape(a[position].shape, width) if len(a) > position else (-1,) * width
+                             for a in self._cache], dtype=np.int64).reshape(-1, width)
         return None
 
-    def read_shapes(self, indices: Sequence[int], position: int = 0) -> np.ndarray:
-        """``[len(indices), 3]``: the shapes of modality ``position`` of some sequences, read
-        from their pickles (for a dataset without a cache)."""
-        out = np.full((len(indices), 3), -1, dtype=np.int64)
+    def read_shapes(self, indices: Sequence[int], position: int = 0, width: int = 3) -> np.ndarray:
+        """``[len(indices), width]``: the shapes of modality ``position`` of some sequences,
+        read from their pickles (for a dataset without a cache), as :meth:`cached_shapes`."""
+        out = np.full((len(indices), width), -1, dtype=np.int64)
         for row, i in enumerate(indices):
             paths = self.records[i].paths
             if len(paths) > position:
-                out[row] = load_pose(paths[position]).shape[:3]
+                out[row] = _padded_shape(load_sequence(paths[position]).shape, width)
         return out
 
     def _read(self, record: SequenceRecord) -> List[np.ndarray]:
-        arrays = [load_pose(p) for p in record.paths]
+        arrays = [load_sequence(p) for p in record.paths]
         check_same_length(arrays, record.paths)
         return arrays
 
     def _length(self, index: int, record: SequenceRecord) -> int:
         if self._cache is not None:
             return self._cache[index][0].shape[0]
-        return load_pose(record.paths[0]).shape[0]
+        return load_sequence(record.paths[0]).shape[0]
 
     @staticmethod
     def _check_length(arrays: List[np.ndarray], record: SequenceRecord) -> None:
@@ -481,6 +488,19 @@ class PoseDataset:
             f"{record.paths[0]}: one-frame sequence; gait needs motion — remove it or set "
             "data_cfg.frame_threshold: 1 to drop such sequences"
         )
+
+
+def _padded_shape(shape: Tuple[int, ...], width: int) -> Tuple[int, ...]:
+    """The first ``width`` axes of ``shape``, 0 for the axes it does not have (a sequence's
+    axes are never 0: the loader refuses empty ones)."""
+    return tuple(shape[:width]) + (0,) * max(0, width - len(shape))
+
+
+def _describe_frame(expected: Sequence[int]) -> str:
+    """``"17 joints x 3 channels"`` or ``"2 x 64 x 64 (C x H x W)"`` for a per-frame layout."""
+    if len(expected) == 2:
+        return f"{expected[0]} joints x {expected[1]} channels"
+    return " x ".join(str(v) for v in expected) + " (C x H x W)"
 
 
 def _require_root(dataset_root: str | Path) -> Path:

@@ -22,7 +22,12 @@ flags, fields or a subarray, and an array's data must match its shape and dtype.
 the pure-Python unpickler, whose opcodes can be overridden: about 25 us more per array pickle
 than ``pickle.load``.)
 
-:func:`load_pose` then wants one array ``[T, V, 3]`` (or ``[T, V, 2]``) of floats or integers,
+The dataset loader (:func:`load_sequence`) accepts two kinds of sequences, told apart by the
+array's rank: 4-D arrays are map sequences ``[T, C, H, W]`` (skeleton maps, e.g. OpenGait's
+uint8 ``[T, 2, 64, 64]``; :func:`as_map_array`), everything else must be a pose sequence and
+gets the pose checks below unchanged.
+
+:func:`load_pose` wants one array ``[T, V, 3]`` (or ``[T, V, 2]``) of floats or integers,
 or a list of per-frame arrays ``[V, C]`` (or nested lists) of at most
 :data:`MAX_SEQUENCE_FRAMES` frames and :data:`MAX_SEQUENCE_VALUES` numbers once stacked, both
 counted before anything is stacked: frames or rows may be shared references (code such as
@@ -380,13 +385,9 @@ def load_pickle_bytes(data: bytes, path: str | Path) -> Any:
                             "the file is truncated or not a pickle — regenerate it") from None
 
 
-def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
-    """Turn an unpickled object into a pose array ``[T, V, C]`` and check it.
-
-    Accepts an ndarray or a list of per-frame arrays (or of nested lists). Rejects non-numeric
-    dtypes, wrong ranks, an empty time axis, no joints, more than :data:`MAX_SEQUENCE_FRAMES`
-    frames and non-finite values, each with a message naming ``path``.
-    """
+def _stack_frames(obj: Any, path: str | Path) -> Any:
+    """A list of per-frame arrays (or nested lists) stacked into one array, after the size
+    check of :func:`_check_stacked_size`; anything else is returned as it is."""
     if isinstance(obj, list):
         _check_stacked_size(obj, path)
         try:
@@ -395,6 +396,17 @@ def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
             raise PoseFileError(f"{path}: frames of different shapes ({_text(exc, 200)})") from None
         except MemoryError:
             raise PoseFileError(f"{path}: the frames do not fit in memory") from None
+    return obj
+
+
+def as_pose_array(obj: Any, path: str | Path) -> np.ndarray:
+    """Turn an unpickled object into a pose array ``[T, V, C]`` and check it.
+
+    Accepts an ndarray or a list of per-frame arrays (or of nested lists). Rejects non-numeric
+    dtypes, wrong ranks, an empty time axis, no joints, more than :data:`MAX_SEQUENCE_FRAMES`
+    frames and non-finite values, each with a message naming ``path``.
+    """
+    obj = _stack_frames(obj, path)
     if not isinstance(obj, np.ndarray):
         raise PoseFileError(f"{path}: expected a numpy array [T, V, 3], got {type(obj).__name__}")
     if obj.dtype.kind not in "fiu":
@@ -460,6 +472,67 @@ def _check_stacked_size(frames: list, path: str | Path) -> None:
     if total > MAX_SEQUENCE_VALUES:
         raise PoseFileError(f"{path}: its {len(frames)} frames would stack into {total:,} numbers (more than "
                             f"{MAX_SEQUENCE_VALUES:,}); no walk is that long: the file is corrupt or hostile")
+
+
+#: Rank of a map sequence ``[T, C, H, W]`` (skeleton maps, silhouettes with a channel axis);
+#: every other rank is read as a pose sequence ``[T, V, C]`` and checked as one.
+MAP_SEQUENCE_RANK = 4
+
+
+def as_sequence_array(obj: Any, path: str | Path) -> np.ndarray:
+    """Turn an unpickled object into the array of one dataset sequence and check it.
+
+    The array's rank decides what it is: 4-D is a map sequence ``[T, C, H, W]`` (e.g.
+    SkeletonGait's uint8 ``[T, 2, 64, 64]`` skeleton maps), checked by
+    :func:`as_map_array`; anything else must be a pose sequence and gets exactly the checks and
+    errors of :func:`as_pose_array`.
+    """
+    obj = _stack_frames(obj, path)
+    if isinstance(obj, np.ndarray) and obj.ndim == MAP_SEQUENCE_RANK:
+        return as_map_array(obj, path)
+    return as_pose_array(obj, path)
+
+
+def as_map_array(obj: Any, path: str | Path) -> np.ndarray:
+    """Check a map sequence ``[T, C, H, W]`` of numbers (any int, uint or float dtype).
+
+    Rejects non-numeric dtypes, other ranks, an empty axis, more than
+    :data:`MAX_SEQUENCE_FRAMES` frames and non-finite values, each with a message naming
+    ``path``. Its size needs no further bound: an array's bytes are in the file (the
+    unpickler checks that they match its shape), and a list of frames is bounded by
+    :data:`MAX_SEQUENCE_VALUES` before it is stacked.
+    """
+    obj = _stack_frames(obj, path)
+    if not isinstance(obj, np.ndarray):
+        raise PoseFileError(f"{path}: expected a numpy array [T, C, H, W], got {type(obj).__name__}")
+    if obj.dtype.kind not in "fiu":
+        raise PoseFileError(f"{path}: expected a numeric map array, got dtype {obj.dtype}")
+    if obj.ndim != MAP_SEQUENCE_RANK:
+        raise PoseFileError(f"{path}: expected a map sequence [T, C, H, W] (frames, channels, height, width), "
+                            f"got shape {list(obj.shape)}")
+    if obj.shape[0] == 0:
+        raise PoseFileError(f"{path}: empty sequence (0 frames); delete it or re-run the preprocessing")
+    if 0 in obj.shape[1:]:
+        raise PoseFileError(f"{path}: a map sequence [T, C, H, W] with an empty axis (shape {list(obj.shape)}); "
+                            "the file is corrupt or hostile — regenerate it")
+    if obj.shape[0] > MAX_SEQUENCE_FRAMES:
+        raise PoseFileError(_too_many_frames(path, obj.shape[0]))
+    if obj.dtype.kind == "f" and not np.isfinite(obj).all():
+        bad = np.argwhere(~np.isfinite(obj))[0]
+        raise PoseFileError(f"{path}: non-finite value (NaN/inf) at frame {bad[0]}, channel {bad[1]}, pixel "
+                            f"({bad[2]}, {bad[3]}); regenerate the maps")
+    return obj
+
+
+def load_sequence(path: str | Path) -> np.ndarray:
+    """Load and check one dataset pickle: a pose sequence ``[T, V, C]`` or a map sequence
+    ``[T, C, H, W]`` (told apart by rank, :func:`as_sequence_array`), dtype as stored."""
+    return as_sequence_array(load_pickle(path), path)
+
+
+def load_sequence_bytes(data: bytes, path: str | Path) -> np.ndarray:
+    """:func:`load_sequence` for the bytes of ``path`` already read."""
+    return as_sequence_array(load_pickle_bytes(data, path), path)
 
 
 def load_pose(path: str | Path) -> np.ndarray:

@@ -18,6 +18,15 @@ channels ``x, y[, confidence]``), and they must be what the config expects:
   unless it declares ``input_channels_key = "input_branch"``), the GaitGraph2 demo fails
   (``GaitGraph_MultiInput``), GaitTR, GPGait and RawJointsNN run.
 
+**Map sequences.** A modality whose pickles are 4-D arrays ``[T, C, H, W]`` (skeleton maps,
+see :func:`fastposegait.data.io.as_sequence_array`) is a map modality: every sequence must have
+the same ``C, H, W``; a pose transform (one that names a joint format, builds pose features or
+reads the confidence, or declares ``input_kind = "pose"``) in its chain is an error, and so is a
+map transform (``input_kind = "map"``, e.g. ``BaseSilCuttingTransform``) on pose sequences unless
+a transform that renders poses into maps (``output_kind = "map"``, e.g. ``SkeletonMap``) comes
+first; when the transforms keep the channels, a model that declares its input channels needs
+C of them. A modality that mixes poses and maps names one of the odd files.
+
 Cost: with the packed cache the shapes come from the cache's index (no pickle is read); with
 the memory cache from the arrays already loaded; without a cache three sequences are read at
 start (first, middle, last) and :meth:`PoseDataset.load` checks every other sequence when it
@@ -33,7 +42,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -58,6 +67,20 @@ class PoseLayout:
 
 
 @dataclass(frozen=True)
+class MapLayout:
+    """The channels, height and width every map sequence ``[T, C, H, W]`` of one modality has."""
+
+    channels: int
+    height: int
+    width: int
+
+
+#: registered transforms that render pose sequences into map sequences when they do not say
+#: so themselves (``output_kind``)
+POSE_TO_MAP_TRANSFORMS = ("SkeletonMap",)
+
+
+@dataclass(frozen=True)
 class _Need:
     """What the config expects of one modality's poses."""
 
@@ -79,19 +102,28 @@ def check_pose_layout(
     checked when it is loaded.
 
     Returns:
-        the layout of each modality.
+        the layout of each modality (:class:`PoseLayout`, or :class:`MapLayout` for map
+        sequences ``[T, C, H, W]``).
     Raises:
         PoseFileError: some sequences differ from the others (the message names one file
             and how many there are).
         DatasetError: the sequences agree with each other but not with the config (a
-            joint format of another joint count, too few channels for a transform or model).
+            joint format of another joint count, too few channels for a transform or model,
+            pose transforms on map sequences or map transforms on poses).
     """
-    layouts = []
+    layouts: List[Union[PoseLayout, MapLayout]] = []
     for position in range(dataset.num_modalities):
-        need = _needs(model_cfg if position == 0 else None, _modality_entry(transform_cfg, position),
-                      f"{transform_key}.{position}" if isinstance(transform_cfg, (list, tuple)) else transform_key)
-        layouts.append(_check_modality(dataset, position, need))
-    dataset.layout = tuple((layout.joints, layout.channels) for layout in layouts)
+        entry = _modality_entry(transform_cfg, position)
+        key = f"{transform_key}.{position}" if isinstance(transform_cfg, (list, tuple)) else transform_key
+        need = _needs(model_cfg if position == 0 else None, entry, key)
+        indices, shapes, exhaustive = _shapes(dataset, position)
+        if _is_map_modality(dataset, position, indices, shapes, exhaustive):
+            layouts.append(_check_map_modality(dataset, position, indices, shapes, exhaustive, need, entry, key))
+        else:
+            _check_kinds(entry, key, "pose", dataset.records[int(indices[0])].paths[position])
+            layouts.append(_check_modality(dataset, position, need, indices, shapes[:, :3], exhaustive))
+    dataset.layout = tuple((layout.joints, layout.channels) if isinstance(layout, PoseLayout)
+                           else (layout.channels, layout.height, layout.width) for layout in layouts)
     logger.info("%s split layout: %s per sequence (%s)", dataset.split_key, _describe(layouts),
                 "every sequence checked" if dataset.cache_mode != "none"
                 else f"{SAMPLED_WITHOUT_CACHE} sequences read, the others checked when loaded")
@@ -134,15 +166,129 @@ def pose_requirement(model_cfg: Optional[Mapping[str, Any]], transform_cfg: Any,
 # ----------------------------------------------------------------------------- the data
 
 
-def _check_modality(dataset: PoseDataset, position: int, need: _Need) -> PoseLayout:
-    shapes = dataset.cached_shapes(position)
+def _shapes(dataset: PoseDataset, position: int) -> Tuple[np.ndarray, np.ndarray, bool]:
+    """The indices and ``[N, 4]`` shapes (``[T, V, C, 0]`` for poses, ``[T, C, H, W]`` for
+    maps) of the sequences that have modality ``position``: all of them with a cache, a
+    sample without (``exhaustive`` False)."""
+    shapes = dataset.cached_shapes(position, width=4)
     exhaustive = shapes is not None
     indices = np.arange(len(dataset))
     if shapes is None:
         indices = np.unique(np.linspace(0, len(dataset) - 1, SAMPLED_WITHOUT_CACHE).round().astype(np.int64))
-        shapes = dataset.read_shapes(indices.tolist(), position)
+        shapes = dataset.read_shapes(indices.tolist(), position, width=4)
     present = shapes[:, 0] >= 0
-    indices, shapes = indices[present], shapes[present]
+    return indices[present], shapes[present], exhaustive
+
+
+def _is_map_modality(dataset: PoseDataset, position: int, indices: np.ndarray, shapes: np.ndarray,
+                     exhaustive: bool) -> bool:
+    """Whether the modality holds map sequences (4-D); a mix of poses and maps is an error."""
+    is_map = shapes[:, 3] > 0
+    if is_map.all() or not is_map.any():
+        return bool(is_map.all())
+    minority = is_map if is_map.sum() <= (~is_map).sum() else ~is_map
+    odd = np.flatnonzero(minority)
+    path = dataset.records[int(indices[int(odd[0])])].paths[position]
+    this, other = ("a map sequence [T, C, H, W]", "pose sequences [T, V, C]") if is_map[odd[0]] else \
+        ("a pose sequence [T, V, C]", "map sequences [T, C, H, W]")
+    counted = "" if exhaustive else " read at start (data_cfg.cache: false)"
+    raise PoseFileError(
+        f"{path}: {this} where {len(is_map) - odd.size} of the {len(is_map)} {dataset.split_key} sequences"
+        f"{counted} are {other}; every sequence of a modality must be of one kind: re-export or remove the "
+        f"{odd.size} odd file{'' if odd.size == 1 else 's'}"
+    )
+
+
+def _check_map_modality(dataset: PoseDataset, position: int, indices: np.ndarray, shapes: np.ndarray,
+                        exhaustive: bool, need: _Need, entry: Any, key: str) -> MapLayout:
+    """Same ``C, H, W`` everywhere, map-compatible transforms, the model's channel count."""
+    frames = [tuple(int(v) for v in row) for row in shapes[:, 1:4]]
+    expected = Counter(frames).most_common(1)[0][0]
+    odd = [i for i, frame in enumerate(frames) if frame != expected]
+    example = dataset.records[int(indices[0])].paths[position]
+    if odd:
+        path = dataset.records[int(indices[odd[0]])].paths[position]
+        counted = f"{len(odd)} of the {len(frames)} {dataset.split_key} sequences" + (
+            "" if exhaustive else " read at start (data_cfg.cache: false)")
+        raise PoseFileError(
+            f"{path}: map frames of {_map_frame(frames[odd[0]])} where the others have {_map_frame(expected)}; "
+            f"{counted} differ (this is one of them). Every map sequence of a dataset needs the same "
+            "[C, H, W]: re-export or remove these files"
+        )
+    _check_kinds(entry, key, "map", example)
+    if need.exact_channels is not None and need.exact_channels[1] != expected[0]:
+        model_key, wanted = need.exact_channels
+        raise DatasetError(
+            f"{model_key}: the model takes {wanted} input channels, and the transforms keep the maps' channels, but "
+            f"the map sequences have {expected[0]} (C of [T, C, H, W], e.g. {example}); set it to {expected[0]} or "
+            "use maps with that many channels"
+        )
+    return MapLayout(*expected)
+
+
+def _map_frame(frame: Tuple[int, ...]) -> str:
+    return "C x H x W = " + " x ".join(str(v) for v in frame)
+
+
+def _check_kinds(entry: Any, key: str, kind: str, example: str) -> None:
+    """Follow the data's kind (``pose`` or ``map``) through a transform chain and raise a
+    :class:`DatasetError` at the first transform that needs the other kind."""
+    from ..registry import TRANSFORMS
+
+    def walk(item: Any, where: str, current: str) -> str:
+        if isinstance(item, (list, tuple)):
+            for i, inner in enumerate(item):
+                current = walk(inner, f"{where}.{i}", current)
+            return current
+        if not isinstance(item, Mapping) or "type" not in item:
+            return current
+        try:
+            target = TRANSFORMS.get(item["type"])
+        except KeyError:  # reported by the config check and by the loader
+            return current
+        wanted = _input_kind(item, target)
+        if wanted is not None and wanted != current:
+            raise DatasetError(_kind_mismatch(f"{where}.type", str(item["type"]), wanted, example))
+        if "trf_cfg" in item:
+            current = walk(item["trf_cfg"], f"{where}.trf_cfg", current)
+        return _output_kind(item, target) or current
+
+    walk(entry, key, kind)
+
+
+def _input_kind(entry: Mapping[str, Any], target: Any) -> Optional[str]:
+    """What a transform reads: its ``input_kind``; else ``pose`` when it names a joint format,
+    builds features from poses or reads the confidence; else None (any kind)."""
+    declared = getattr(target, "input_kind", None)
+    if declared in ("pose", "map"):
+        return declared
+    wanted = getattr(target, "min_channels", None)
+    if (isinstance(entry.get("joint_format"), str) or getattr(target, "output_channels", None) is not None
+            or (isinstance(wanted, int) and wanted > 2) or _output_kind(entry, target) == "map"):
+        return "pose"
+    return None
+
+
+def _output_kind(entry: Mapping[str, Any], target: Any) -> Optional[str]:
+    """What a transform makes when it changes the kind (``map`` for a pose renderer)."""
+    declared = getattr(target, "output_kind", None)
+    if declared in ("pose", "map"):
+        return declared
+    return "map" if entry.get("type") in POSE_TO_MAP_TRANSFORMS else None
+
+
+def _kind_mismatch(key: str, name: str, wanted: str, example: str) -> str:
+    if wanted == "map":
+        return (f"{key}: {name} works on map sequences [T, C, H, W], but the sequences of this dataset are poses "
+                f"[T, V, C] (e.g. {example}); render them into maps first (a SkeletonMap transform before it) "
+                "or point data_cfg.dataset_root at map pickles")
+    return (f"{key}: {name} works on pose sequences [T, V, C], but the sequences of this dataset are maps "
+            f"[T, C, H, W] (e.g. {example}); use map transforms (BaseSilCuttingTransform, RandomHorizontalFlip, "
+            "...) or point data_cfg.dataset_root at pose pickles")
+
+
+def _check_modality(dataset: PoseDataset, position: int, need: _Need, indices: np.ndarray, shapes: np.ndarray,
+                    exhaustive: bool) -> PoseLayout:
     joints = _expected(shapes[:, 1], need)
     _check_uniform(dataset, position, indices, shapes[:, 1], joints, "joints", exhaustive, need)
     channels = int(Counter(shapes[:, 2].tolist()).most_common(1)[0][0])
@@ -273,8 +419,8 @@ def _walk(entry: Any, key: str, formats: List[Tuple[str, str]], min_channels: Li
             min_channels.append((f"{key}.type", str(entry["type"]), wanted))
     if "trf_cfg" in entry:
         _walk(entry["trf_cfg"], f"{key}.trf_cfg", formats, min_channels, raw)
-    if getattr(target, "output_channels", None) is not None:
-        raw[0] = False
+    if getattr(target, "output_channels", None) is not None or _output_kind(entry, target) == "map":
+        raw[0] = False  # features or maps replace the pose channels
     return raw[0]
 
 
@@ -298,6 +444,7 @@ def _model_class(name: Any) -> Optional[Any]:
     return cls if hasattr(cls, "input_channels") else None
 
 
-def _describe(layouts: Sequence[PoseLayout]) -> str:
-    """``"17 joints x 3 channels"`` per modality, for the log line."""
-    return ", ".join(f"{layout.joints} joints x {layout.channels} channels" for layout in layouts)
+def _describe(layouts: Sequence[Union[PoseLayout, MapLayout]]) -> str:
+    """``"17 joints x 3 channels"`` (or ``"maps 2 x 64 x 64"``) per modality, for the log line."""
+    return ", ".join(f"{layout.joints} joints x {layout.channels} channels" if isinstance(layout, PoseLayout)
+                     else f"maps {layout.channels} x {layout.height} x {layout.width}" for layout in layouts)

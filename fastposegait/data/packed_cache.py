@@ -102,7 +102,7 @@ from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..errors import CacheConfigError, PoseFileError
-from .io import atomic_write, default_file_mode, load_pose_bytes
+from .io import atomic_write, default_file_mode, load_sequence_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -519,16 +519,21 @@ class PackedCache:
             "recorded when the cache was built (the file was changed, or the disk returned corrupted data); " + fix
         )
 
-    def record_file_shapes(self, rows: np.ndarray, position: int = 0) -> np.ndarray:
-        """``[len(rows), 3]``: the ``[T, V, C]`` shape of modality ``position`` of the cached
-        records ``rows``, from the index (no array is read). Pose arrays are 3-D; a record with
-        fewer modalities gets ``-1`` entries."""
+    def record_file_shapes(self, rows: np.ndarray, position: int = 0, width: int = 3) -> np.ndarray:
+        """``[len(rows), width]``: the first ``width`` axes of modality ``position`` of the
+        cached records ``rows``, from the index (no array is read): ``[T, V, C]`` for pose
+        arrays (3-D), ``[T, C, H, W]`` for map arrays (4-D, ``width=4``); an axis an array does
+        not have is 0, and a record with fewer modalities gets ``-1`` entries."""
         rows = np.asarray(rows, dtype=np.int64)
         first = self.record_first_file[rows].astype(np.int64) + position
         present = first < self.record_first_file[rows + 1]
-        out = np.full((len(rows), 3), -1, dtype=np.int64)
-        width = min(3, self._file_shape.shape[1])
-        out[present, :width] = self._file_shape[first[present], :width]
+        out = np.full((len(rows), width), -1, dtype=np.int64)
+        stored = min(width, self._file_shape.shape[1])
+        files = first[present]
+        shapes = np.zeros((len(files), width), dtype=np.int64)
+        axes = np.arange(stored)[None, :] < self._file_ndim[files].astype(np.int64)[:, None]
+        shapes[:, :stored] = np.where(axes, self._file_shape[files, :stored], 0)
+        out[present] = shapes
         return out
 
     def relpaths(self) -> List[str]:
@@ -655,7 +660,7 @@ def build_packed_cache(
                     data = src.read()
                 if racy[j]:
                     digests[j] = np.frombuffer(_digest(data), dtype=np.uint8)
-                arr = load_pose_bytes(data, p)
+                arr = load_sequence_bytes(data, p)
                 arrays.append(arr)
                 key = arr.dtype.str
                 if key not in dtype_index:

@@ -43,7 +43,7 @@ def demo(name):
 def test_one_sequence_with_other_joints_is_named_at_start(tmp_path, cache, monkeypatch):
     root, part = make_dataset(tmp_path, odd={("002", "036"): (18, 3)})
     ds = PoseDataset(root, part, training=True, cache=cache)
-    monkeypatch.setattr(dataset_module, "load_pose", _no_read)  # the shapes come from the cache
+    monkeypatch.setattr(dataset_module, "load_sequence", _no_read)  # the shapes come from the cache
     with pytest.raises(PoseFileError) as info:
         check_pose_layout(ds, {"model": "GaitTR"}, [{"type": "SkeletonInput"}])
     msg = str(info.value)
@@ -150,12 +150,12 @@ def test_without_a_cache_a_few_sequences_are_read_and_load_names_the_odd_file(tm
     root, part = make_dataset(tmp_path, odd={("002", "018"): (18, 3)})
     ds = PoseDataset(root, part, training=True, cache=False)
     reads = []
-    original = dataset_module.load_pose
-    dataset_module.load_pose = lambda p: reads.append(p) or original(p)
+    original = dataset_module.load_sequence
+    dataset_module.load_sequence = lambda p: reads.append(p) or original(p)
     try:
         assert check_pose_layout(ds) == [PoseLayout(17, 3)]
     finally:
-        dataset_module.load_pose = original
+        dataset_module.load_sequence = original
     assert len(reads) == 3
     for i, record in enumerate(ds.records):
         if record.paths[0].endswith(odd_path):

@@ -117,8 +117,8 @@ def test_byte_identical_to_pkl_loader_first_and_cached_start(tmp_path, monkeypat
     def no_reads(*args, **kwargs):
         raise AssertionError("a pickle was read on a cached start")
 
-    monkeypatch.setattr(packed_cache, "load_pose_bytes", no_reads)
-    monkeypatch.setattr("fastposegait.data.dataset.load_pose", no_reads)
+    monkeypatch.setattr(packed_cache, "load_sequence_bytes", no_reads)
+    monkeypatch.setattr("fastposegait.data.dataset.load_sequence", no_reads)
     again = PoseDataset(root, part, training=True, cache="packed", frame_threshold=6)
     cached = PoseDataset(root, part, training=True, cache=True)
     monkeypatch.undo()
