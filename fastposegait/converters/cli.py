@@ -7,6 +7,7 @@ Conversions (parallel, resumable, atomic, summary at the end)::
     grew       GREW train / gallery / probe    -> <id>train/00, <id>/01|02, probe/03 (+ partition)
     gait3d     Gait3D 2D_Poses + official split -> <id>/<camvid>/<seq>/<seq>.pkl (+ partition)
     custom     your COCO-format keypoint JSON  -> the layout (+ partition with a PROBE_SET)
+    skeleton-maps  pose pickle tree            -> SkeletonGait map tree <out>/<dataset>_sigma_<s>_<ext>/pkl/...
 
 Checks and partitions::
 
@@ -33,7 +34,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import casiab, custom, gait3d, grew, oumvlp
+from . import casiab, custom, gait3d, grew, oumvlp, skeleton_maps
 from .partitions import (check_partition_target, is_remembered, oumvlp_partition, remember_partition, subjects_on_disk,
                          write_partition)
 from ..errors import ConversionError, FastPoseGaitError, RawFileError, user_message
@@ -134,6 +135,20 @@ def _add_custom(sub, common: argparse.ArgumentParser) -> None:
     _partition_option(p)
 
 
+def _add_skeleton_maps(sub, common: argparse.ArgumentParser) -> None:
+    """``skeleton-maps``: render a pose tree into SkeletonGait's skeleton-map tree."""
+    p = sub.add_parser("skeleton-maps", parents=[common], help="pose pickles -> SkeletonGait skeleton maps",
+                       description="Render every <subject>/<type>/<view>/*.pkl pose sequence [T, 17 or 18, 3] into "
+                                   "uint8 skeleton maps [T, 2, 64, 64] (limbs, joints), written to "
+                                   "<output>/<dataset>_sigma_<sigma>_<ext-name>/pkl/<subject>/<type>/<view>/<file>. "
+                                   "18-joint files are converted to COCO-17 first.")
+    p.add_argument("--dataset", required=True,
+                   help="dataset name for the output folder; GREW also accepts [T, 53] rows, SUSTech1K converts "
+                        "only the 03*.pkl pose files")
+    p.add_argument("--sigma", type=float, default=8.0, help="Gaussian sigma on the 128 canvas (default 8.0)")
+    p.add_argument("--ext-name", default="", help="suffix of the output folder name (default empty)")
+
+
 def _add_validate(sub) -> None:
     """``validate``: the dataset checker."""
     p = sub.add_parser("validate", help="check a dataset root (and partition) before training",
@@ -196,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="Step-by-step guide: docs/process_dataset.md")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     common = _conversion_options()
-    for add in (_add_oumvlp, _add_oumvlp17, _add_grew, _add_gait3d, _add_custom):
+    for add in (_add_oumvlp, _add_oumvlp17, _add_grew, _add_gait3d, _add_custom, _add_skeleton_maps):
         add(sub, common)
     for add_check in (_add_validate, _add_casia_b_check, _add_partition_rules):
         add_check(sub)
@@ -397,6 +412,13 @@ def _cmd_custom(args: argparse.Namespace) -> ConversionSummary:
     return summary
 
 
+def _cmd_skeleton_maps(args: argparse.Namespace) -> ConversionSummary:
+    """``skeleton-maps``: render the maps (no partition: use the pose dataset's)."""
+    tasks = skeleton_maps.plan(args.input, args.output, args.dataset, args.sigma, args.ext_name)
+    folder = Path(args.output) / skeleton_maps.map_folder_name(args.dataset, args.sigma, args.ext_name) / "pkl"
+    return _run(args, tasks, [f"dataset root for training: {folder} (partition: the pose dataset's)"])
+
+
 def _finish_validation(report: ValidationReport, report_path: Optional[str]) -> int:
     """Print a validation report, write it as JSON if asked; exit 1 when it has errors."""
     print(report.format())
@@ -449,6 +471,7 @@ _CONVERSIONS: Dict[str, Callable[[argparse.Namespace], ConversionSummary]] = {
     "grew": _cmd_grew,
     "gait3d": _cmd_gait3d,
     "custom": _cmd_custom,
+    "skeleton-maps": _cmd_skeleton_maps,
 }
 _CHECKS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": _cmd_validate,
