@@ -123,6 +123,14 @@ SPECS: Dict[str, Spec] = {
         embedding=(16, 19),  # 8 pose + 8 bone + 3 angle parts
         logged=frozenset({"scalar/triplet/hard_loss", "scalar/softmax/loss", "scalar/softmax/accuracy"}),
     ),
+    "DeepGaitV2": Spec(
+        model_cfg={"model": "DeepGaitV2", "SeparateBNNecks": {"class_num": 6},
+                   "Backbone": {"in_channels": 2, "mode": "p3d", "channels": [8, 8, 16, 16], "layers": [1, 1, 1, 1]}},
+        config="configs/skeletongait/skeletongait_CCPG.yaml",
+        embedding=(16, 16),  # FC features (channels[2]) x 16 horizontal strips
+        logged=frozenset({"scalar/triplet/loss", "scalar/triplet/hard_loss", "scalar/triplet/loss_num",
+                          "scalar/triplet/mean_dist", "scalar/softmax/loss", "scalar/softmax/accuracy"}),
+    ),
     "GPGait_PlusPlus": Spec(
         model_cfg={"model": "GPGait_PlusPlus", "in_channels": [2, 8, 8, 8, 16], "num_class": 6, "share_num": 3,
                    "mask": True},
