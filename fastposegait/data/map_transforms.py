@@ -188,6 +188,52 @@ def _warp_bilinear_batched(x: Tensor, source_x: Tensor, source_y: Tensor) -> Ten
     return out.reshape(x.shape)
 
 
+def _pixel_grid_batched(height: int, width: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64, device=device),
+                            torch.arange(width, dtype=torch.float64, device=device), indexing="ij")
+    return xs, ys
+
+
+def _perspective_source_batched(corners: Tensor, height: int, width: int) -> Tuple[Tensor, Tensor]:
+    """:func:`_perspective_source` for ``corners [B, 4]`` on their device (float64, no host
+    round trip): the image-to-quadrilateral homography is solved directly (the inverse of the
+    worker path's matrix, up to scale), ``[B, H, W]`` each."""
+    corners = corners.to(torch.float64)
+    batch = corners.shape[0]
+    a, b, c, d = corners.unbind(1)
+    zero = torch.zeros_like(a)
+    full = torch.full_like(a, float(height))
+    source = [(a, zero), (b, zero), (c, full), (d, full)]  # what the image corners sample
+    target = [(0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height))]
+    system = torch.zeros((batch, 8, 8), dtype=torch.float64, device=corners.device)
+    rhs = torch.zeros((batch, 8), dtype=torch.float64, device=corners.device)
+    for i, ((u, v), (sx, sy)) in enumerate(zip(target, source)):
+        system[:, 2 * i, 0], system[:, 2 * i, 1], system[:, 2 * i, 2] = u, v, 1.0
+        system[:, 2 * i, 6], system[:, 2 * i, 7] = -u * sx, -v * sx
+        system[:, 2 * i + 1, 3], system[:, 2 * i + 1, 4], system[:, 2 * i + 1, 5] = u, v, 1.0
+        system[:, 2 * i + 1, 6], system[:, 2 * i + 1, 7] = -u * sy, -v * sy
+        rhs[:, 2 * i], rhs[:, 2 * i + 1] = sx, sy
+    h = torch.linalg.solve(system, rhs)
+    g = torch.cat((h, torch.ones_like(h[:, :1])), dim=1).reshape(batch, 3, 3, 1, 1)
+    xs, ys = _pixel_grid_batched(height, width, corners.device)
+    u = g[:, 0, 0] * xs + g[:, 0, 1] * ys + g[:, 0, 2]
+    v = g[:, 1, 0] * xs + g[:, 1, 1] * ys + g[:, 1, 2]
+    w = g[:, 2, 0] * xs + g[:, 2, 1] * ys + g[:, 2, 2]
+    return u / w, v / w
+
+
+def _rotation_source_batched(angles: Tensor, height: int, width: int) -> Tuple[Tensor, Tensor]:
+    """:func:`_affine_source` of :func:`rotation_matrix` for ``angles [B]`` degrees, on their
+    device: the rotation's inverse is its transpose, ``p = R^T (q - t)``."""
+    radians = torch.deg2rad(angles.to(torch.float64)).reshape(-1, 1, 1)
+    c, s = torch.cos(radians), torch.sin(radians)
+    cx, cy = float(height // 2), float(width // 2)
+    tx, ty = (1 - c) * cx - s * cy, s * cx + (1 - c) * cy
+    xs, ys = _pixel_grid_batched(height, width, angles.device)
+    dx, dy = xs - tx, ys - ty
+    return c * dx - s * dy, s * dx + c * dy
+
+
 def _like_input(values: ArrayOrTensor, reference: ArrayOrTensor) -> ArrayOrTensor:
     """Float64 warp results in the input's dtype: floats cast, integers rounded to nearest and
     clipped to the dtype's range (as OpenCV returns uint8 images)."""
@@ -352,9 +398,7 @@ class RandomPerspective(MapTransform):
         is true, all samples when it is None)."""
         x = self._check_batch(x)
         height, width = x.shape[-2:]
-        grids = [_perspective_source(c, height, width) for c in corners.detach().cpu().tolist()]
-        source_x = torch.as_tensor(np.stack([g[0] for g in grids]), device=x.device)
-        source_y = torch.as_tensor(np.stack([g[1] for g in grids]), device=x.device)
+        source_x, source_y = _perspective_source_batched(corners.to(x.device), height, width)
         warped = _like_input(_warp_bilinear_batched(x, source_x, source_y), x)
         return warped if mask is None else torch.where(_per_sample(mask, x), warped, x)
 
@@ -367,8 +411,6 @@ class RandomPerspective(MapTransform):
         low = torch.randint(0, cut, (batch, 2), generator=generator, device=x.device)
         high = torch.randint(width - cut, width, (batch, 2), generator=generator, device=x.device)
         corners = torch.stack((low[:, 0], high[:, 0], high[:, 1], low[:, 1]), dim=1)  # a, b, c, d
-        if not bool(apply.any()):
-            return x
         return self.apply_batched(x, corners, apply)
 
 
@@ -405,10 +447,7 @@ class RandomRotate(MapTransform):
         """``x [B, T, (C,) H, W]`` rotated by ``angles [B]`` degrees per sample (where ``mask``)."""
         x = self._check_batch(x)
         height, width = x.shape[-2:]
-        grids = [_affine_source(rotation_matrix(a, height, width), height, width)
-                 for a in angles.detach().cpu().tolist()]
-        source_x = torch.as_tensor(np.stack([g[0] for g in grids]), device=x.device)
-        source_y = torch.as_tensor(np.stack([g[1] for g in grids]), device=x.device)
+        source_x, source_y = _rotation_source_batched(angles.to(x.device), height, width)
         rotated = _like_input(_warp_bilinear_batched(x, source_x, source_y), x)
         return rotated if mask is None else torch.where(_per_sample(mask, x), rotated, x)
 
@@ -418,6 +457,4 @@ class RandomRotate(MapTransform):
         u = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=torch.float64)
         degree = float(self.degree)
         angles = -degree + 2 * degree * u  # U(-degree, degree), as numpy's uniform
-        if not bool(apply.any()):
-            return x
         return self.apply_batched(x, angles, apply)
