@@ -171,9 +171,11 @@ def warp_bilinear(images: np.ndarray, source_x: np.ndarray, source_y: np.ndarray
 
 def _warp_bilinear_batched(x: Tensor, source_x: Tensor, source_y: Tensor) -> Tensor:
     """:func:`warp_bilinear` for ``x [B, ..., H, W]`` with one sampling grid per sample
-    ``source_x, source_y [B, H, W]`` (float64); result in float64."""
+    ``source_x, source_y [B, H, W]`` (float64 positions and weights); the sums run in float64
+    for float64 input and in float32 otherwise (the training batches are float32)."""
     batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
-    flat = x.reshape(batch, -1, height * width).to(torch.float64)
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    flat = x.reshape(batch, -1, height * width).to(compute)
     x0 = torch.floor(source_x)
     y0 = torch.floor(source_y)
     fx, fy = source_x - x0, source_y - y0
@@ -184,7 +186,8 @@ def _warp_bilinear_batched(x: Tensor, source_x: Tensor, source_y: Tensor) -> Ten
         inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
         index = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).to(torch.long).reshape(batch, 1, -1)
         gathered = torch.gather(flat, 2, index.expand(-1, flat.shape[1], -1))
-        out = out + torch.where(inside, weight, torch.zeros_like(weight)).reshape(batch, 1, -1) * gathered
+        weight = torch.where(inside, weight, torch.zeros_like(weight)).to(compute)
+        out = out + weight.reshape(batch, 1, -1) * gathered
     return out.reshape(x.shape)
 
 
@@ -290,6 +293,17 @@ class MapTransform(Transform):
 
 def _per_sample(mask: Tensor, x: Tensor) -> Tensor:
     return mask.reshape(mask.shape + (1,) * (x.dim() - 1))
+
+
+def _on_selected(x: Tensor, mask: Tensor, warp: Any) -> Tensor:
+    """``x`` with ``warp(x[rows], rows)`` written into the sequences ``rows`` where ``mask``:
+    only the selected sequences are warped (one host sync for their number)."""
+    rows = torch.nonzero(mask).squeeze(1)
+    if rows.numel() == 0:
+        return x
+    out = x.clone()
+    out[rows] = warp(x[rows], rows)
+    return out
 
 
 @TRANSFORMS.register("BaseSilCuttingTransform")
@@ -411,7 +425,7 @@ class RandomPerspective(MapTransform):
         low = torch.randint(0, cut, (batch, 2), generator=generator, device=x.device)
         high = torch.randint(width - cut, width, (batch, 2), generator=generator, device=x.device)
         corners = torch.stack((low[:, 0], high[:, 0], high[:, 1], low[:, 1]), dim=1)  # a, b, c, d
-        return self.apply_batched(x, corners, apply)
+        return _on_selected(x, apply, lambda picked, rows: self.apply_batched(picked, corners[rows]))
 
 
 @TRANSFORMS.register("RandomRotate")
@@ -457,4 +471,4 @@ class RandomRotate(MapTransform):
         u = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=torch.float64)
         degree = float(self.degree)
         angles = -degree + 2 * degree * u  # U(-degree, degree), as numpy's uniform
-        return self.apply_batched(x, angles, apply)
+        return _on_selected(x, apply, lambda picked, rows: self.apply_batched(picked, angles[rows]))
