@@ -333,3 +333,25 @@ def test_device_draws_have_the_worker_distributions(monkeypatch):
 def test_device_twins_reject_pose_batches():
     with pytest.raises(ValueError, match=r"\[B, T, C, H, W\]"):
         M.RandomHorizontalFlip(1.0).batched(torch.zeros(2, 30, 17), torch.Generator())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batched_twins_on_cuda_equal_the_worker_path():
+    rng = np.random.default_rng(14)
+    x = maps(rng, (3, 4, 2, 64, 64)).astype(np.float64)
+    corners = [(3, 60, 58, 5), (0, 54, 63, 9), (9, 63, 54, 0)]
+    cuda = torch.device("cuda")
+    persp = M.RandomPerspective()
+    got = persp.apply_batched(torch.from_numpy(x).to(cuda), torch.tensor(corners, device=cuda)).cpu().numpy()
+    np.testing.assert_allclose(got, np.stack([persp.apply(s, c) for s, c in zip(x, corners)]), atol=1e-9)
+    angles = [9.9, -4.2, 0.5]
+    rot = M.RandomRotate()
+    cut = x[..., 10:54]
+    got = rot.apply_batched(torch.from_numpy(cut).to(cuda), torch.tensor(angles, device=cuda)).cpu().numpy()
+    np.testing.assert_allclose(got, np.stack([rot.apply(s, a) for s, a in zip(cut, angles)]), atol=1e-9)
+    chain = build_device_chain([{"type": "Compose", "trf_cfg": [
+        {"type": "RandomPerspective", "prob": 0.5}, {"type": "BaseSilCuttingTransform"},
+        {"type": "RandomHorizontalFlip", "prob": 0.5}, {"type": "RandomRotate", "prob": 0.5}]}])
+    out = chain(torch.from_numpy(x).float().to(cuda), device_generator(0, 0, 1, cuda))
+    assert out.device.type == "cuda" and tuple(out.shape) == (3, 4, 2, 64, 44)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0 + 1e-6
