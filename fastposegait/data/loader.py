@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..kwargs import filter_kwargs
 from ..registry import SAMPLERS
 from .batch import Batch
-from .collate import BatchCollator
+from .collate import BatchCollator, sequence_preparer
 from .frames import FRAME_KEYS, frame_sampler_from_cfg
 from .dataset import PoseDataset
 from .sampler import BatchRequest, batch_rng
@@ -128,18 +128,21 @@ def build_loader(
     """A DataLoader over ``dataset`` that yields ``[inputs, labels, types, views, seqL]``.
 
     ``transform_on="device"``: the workers apply no transforms (one identity per modality of
-    ``transform_cfg``); the caller runs the batched twins on the device. Only ``fixed_*``
+    ``transform_cfg``) except the chains' whole-sequence hooks (:func:`sequence_preparer`);
+    the caller runs the batched twins on the device. Only ``fixed_*``
     sampling is accepted then (a :class:`~fastposegait.errors.ConfigError` otherwise)."""
     sampler = build_sampler(dataset, sampler_cfg, seed, rank, world_size)
     where = "trainer_cfg.transform" if training else "evaluator_cfg.transform"
     frame_sampler = frame_sampler_from_cfg(sampler_cfg)
     transforms = build_transforms(transform_cfg, where)
+    # whole-sequence hooks (e.g. SkeletonMap's imputation) run in the workers in both modes
+    preparers = [sequence_preparer(t, f"{where}[{m}]") for m, t in enumerate(transforms)]
     if transform_on == "device":
         check_frame_sampling(frame_sampler.sample_type, where.replace("transform", "sampler.sample_type"))
         transforms = [NoOperation() for _ in transforms]
     elif transform_on != "worker":
         raise ValueError(f"transform_on must be 'worker' or 'device', got {transform_on!r}")
-    collator = BatchCollator(frame_sampler, transforms)
+    collator = BatchCollator(frame_sampler, transforms, preparers)
     builder = BatchBuilder(dataset, collator, seed, phase=0 if training else 1)
     kwargs: dict = {}
     if num_workers > 0:
