@@ -20,11 +20,11 @@ the offline generator computes, step by step (docs/models.md, "SkeletonGait"):
    gives the original's grey levels, including the cases where float rounding makes an
    integer mean come out one lower.
 
-Vectorised over frames, in chunks of ``chunk_size`` frames (about 1 MiB each): a joint blob,
-clipped to its square window, is a product of a row factor and a column factor, so each of the
-17 joints costs one outer product over the canvas of every frame of the chunk; each of the 17
-limbs is evaluated on a band of full-width rows covering its window in every frame, read from
-and written back to the canvas by row index.
+Vectorised over frames, in chunks of ``chunk_size`` frames (about 1 MiB each): each of the 17
+joints and 17 limbs is evaluated for all frames of the chunk at once, on the box covering its
+windows in all of them (a plain slice of the canvases, so no per-pixel indexing); a joint blob,
+clipped to its square window, is a product of a row factor and a column factor, so it costs one
+outer product.
 
 Precision: the Gaussians are computed in the canvas poses' dtype (pass float64 for the
 original's arithmetic, as the ``SkeletonMap`` transform does; float32 is faster and moves a
@@ -184,14 +184,26 @@ def _window(lo: Tensor, hi: Tensor, reach: float) -> Tuple[Tensor, Tensor]:
     return start, end
 
 
+def _union_boxes(elements: _Elements) -> list:
+    """Per element, the box ``(x0, x1, y0, y1)`` covering its window in every frame that draws
+    it (None when no frame does): one host synchronisation for all elements."""
+    full = torch.full_like(elements.x0, CANVAS_SIZE)
+    zero = torch.zeros_like(elements.x0)
+    draw = elements.draw
+    bounds = torch.stack((torch.where(draw, elements.x0, full).amin(dim=0), torch.where(draw, elements.x1, zero).amax(dim=0),
+                          torch.where(draw, elements.y0, full).amin(dim=0), torch.where(draw, elements.y1, zero).amax(dim=0)))
+    return [None if x1 <= x0 or y1 <= y0 else (x0, x1, y0, y1)
+            for x0, x1, y0, y1 in bounds.to(torch.int64).t().tolist()]
+
+
 def _draw_joints(target: Tensor, elements: _Elements, sigma: float) -> None:
     """Max-combine the joint blobs into ``target`` ``[F, 128, 128]`` (float64, modified).
 
     A blob clipped to its square window is a product of a row factor and a column factor,
     ``(exp(-dy^2 / 2 sigma^2) [row in window]) x (c exp(-dx^2 / 2 sigma^2) [column in window])``,
-    so each joint costs one outer product over the canvas, for all frames at once. (The
-    original evaluates ``c exp(-(dx^2 + dy^2) / 2 sigma^2)``; the two agree to float64 rounding,
-    far below the float32 canvas's resolution.)"""
+    so each joint costs one outer product over the box covering its windows in all frames of
+    the chunk. (The original evaluates ``c exp(-(dx^2 + dy^2) / 2 sigma^2)``; the two agree to
+    float64 rounding, far below the float32 canvas's resolution.)"""
     device, dtype = target.device, target.dtype
     pixels = torch.arange(CANVAS_SIZE, device=device, dtype=dtype)
     scale = -1.0 / (2.0 * sigma ** 2)
@@ -200,39 +212,36 @@ def _draw_joints(target: Tensor, elements: _Elements, sigma: float) -> None:
     columns = torch.where(_in_window(pixels, elements.x0, elements.x1) & elements.draw[..., None],
                           torch.exp(dx * dx * scale) * elements.peak[..., None], 0.0)
     rows = torch.where(_in_window(pixels, elements.y0, elements.y1), torch.exp(dy * dy * scale), 0.0)
-    for e in range(elements.ax.shape[1]):
-        torch.maximum(target, rows[:, e, :, None] * columns[:, e, None, :], out=target)
+    for e, box in enumerate(_union_boxes(elements)):
+        if box is None:
+            continue  # this joint is drawn in no frame
+        x0, x1, y0, y1 = box
+        region = target[:, y0:y1, x0:x1]
+        torch.maximum(region, rows[:, e, y0:y1, None] * columns[:, e, None, x0:x1], out=region)
 
 
 def _draw_limbs(target: Tensor, elements: _Elements, sigma: float) -> None:
     """Max-combine the limb tubes into ``target`` ``[F, 128, 128]`` (float64, modified).
 
-    Each limb is evaluated for all frames on a band of H full-width rows (H = the limb's
-    tallest window over the frames), placed per frame so that it covers the frame's window
-    and stays inside the canvas; pixels of the band outside the frame's window get 0, which
-    leaves the canvas unchanged."""
-    frames = target.shape[0]
+    Each limb is evaluated, for all frames of the chunk at once, on the box covering its
+    windows in all of them; pixels outside a frame's own window get 0 there (row and column
+    masks), which leaves the canvas unchanged."""
     device, dtype = target.device, target.dtype
-    zero = torch.zeros_like(elements.y0)
-    heights = torch.where(elements.draw, elements.y1 - elements.y0, zero).amax(dim=0).to(torch.int64).tolist()
-    rows_of = target.view(frames * CANVAS_SIZE, CANVAS_SIZE)
-    first_row = torch.arange(frames, device=device) * CANVAS_SIZE
     pixels = torch.arange(CANVAS_SIZE, device=device, dtype=dtype)
     scale = -1.0 / (2.0 * sigma ** 2)
     column_peaks = torch.where(_in_window(pixels, elements.x0, elements.x1) & elements.draw[..., None],
                                elements.peak[..., None], 0.0)  # [F, E, 128]
+    row_masks = _in_window(pixels, elements.y0, elements.y1).to(dtype)
     dxa = pixels - elements.ax[..., None]
-    for e, h in enumerate(heights):
-        if h == 0:
+    dya = pixels - elements.ay[..., None]
+    for e, box in enumerate(_union_boxes(elements)):
+        if box is None:
             continue  # this limb is drawn in no frame
-        y0 = torch.clamp(elements.y0[:, e], max=CANVAS_SIZE - h)
-        ys = y0[:, None] + torch.arange(h, device=device, dtype=dtype)  # [F, H] pixel rows
-        row_mask = _in_window(ys, elements.y0[:, e], elements.y1[:, e]).to(dtype)
-        d2 = _segment_distance(dxa[:, e], ys - elements.ay[:, e, None], elements, e)
-        patch = torch.exp(d2 * scale) * column_peaks[:, e, None, :] * row_mask[:, :, None]
-        index = (first_row[:, None] + ys.to(torch.int64)).reshape(-1)  # distinct rows
-        band = rows_of.index_select(0, index).view(frames, h, CANVAS_SIZE)
-        rows_of.index_copy_(0, index, torch.maximum(band, patch).view(-1, CANVAS_SIZE))
+        x0, x1, y0, y1 = box
+        d2 = _segment_distance(dxa[:, e, x0:x1], dya[:, e, y0:y1], elements, e)
+        patch = torch.exp(d2 * scale) * column_peaks[:, e, None, x0:x1] * row_masks[:, e, y0:y1, None]
+        region = target[:, y0:y1, x0:x1]
+        torch.maximum(region, patch, out=region)
 
 
 def _segment_distance(dxa: Tensor, dya: Tensor, elements: _Elements, e: int) -> Tensor:
@@ -272,7 +281,7 @@ def _in_window(pixels: Tensor, start: Tensor, end: Tensor) -> Tensor:
 def grey_levels(values: Tensor) -> Tensor:
     """Grey levels (float64, integers 0..255) of float32 canvas values: ``GREY_LUT[i]`` with
     ``i = floor(256 v)`` clipped to 0..255 (``256 v`` is exact in float32)."""
-    index = torch.floor(values * 256).clamp(0, 255).to(torch.int64)
+    index = torch.floor(values * 256).clamp(0, 255).to(torch.int32)
     return _lut(values.device)[index]
 
 
@@ -317,12 +326,16 @@ def crop_and_resize(values: Tensor, quantise: bool = True) -> Tensor:
     height = bottom - top + 1  # [F, C]
     left = CENTRE_COLUMN - height // 2
     width = torch.clamp(CENTRE_COLUMN + height // 2, max=CANVAS_SIZE - 1) - left + 1
-    resized = _resample(image, top, height, left, width)
-    halves = image.unflatten(-2, (MAP_SIZE, 2)).unflatten(-1, (MAP_SIZE, 2))  # [F, C, 64, 2, 64, 2]
-    halved = (((halves[:, :, :, 0, :, 0] + halves[:, :, :, 0, :, 1]) + halves[:, :, :, 1, :, 0])
-              + halves[:, :, :, 1, :, 1]) * 0.25  # OpenCV's exact 2x path, in its order
-    whole = ((height == CANVAS_SIZE) & (width == CANVAS_SIZE))[..., None, None]
-    resized = torch.where(whole, halved, resized)
+    frames, channels = values.shape[:2]
+    flat = image.reshape(frames * channels, CANVAS_SIZE, CANVAS_SIZE)
+    halves = flat.unflatten(-2, (MAP_SIZE, 2)).unflatten(-1, (MAP_SIZE, 2))  # [N, 64, 2, 64, 2]
+    resized = (((halves[:, :, 0, :, 0] + halves[:, :, 0, :, 1]) + halves[:, :, 1, :, 0])
+               + halves[:, :, 1, :, 1]) * 0.25  # a 128x128 crop: OpenCV's exact 2x path, in its order
+    partial = torch.nonzero((height != CANVAS_SIZE).reshape(-1)).squeeze(1)  # smaller crops (few)
+    if partial.numel():
+        sizes = [t.reshape(-1)[partial] for t in (top, height, left, width)]
+        resized[partial] = _resample(flat[partial], *sizes)
+    resized = resized.reshape(frames, channels, MAP_SIZE, MAP_SIZE)
     scaled = resized * 255
     if quantise:
         scaled = torch.trunc(scaled)
@@ -330,22 +343,22 @@ def crop_and_resize(values: Tensor, quantise: bool = True) -> Tensor:
 
 
 def _resample(image: Tensor, top: Tensor, height: Tensor, left: Tensor, width: Tensor) -> Tensor:
-    """Resample rows ``top .. top + height`` and columns ``left .. left + width`` of ``image``
-    ``[F, C, 128, 128]`` to 64x64: a horizontal pass then a vertical pass, each summing its
-    (up to three) weighted source pixels left to right, as OpenCV does."""
-    col_index, col_weight = _taps(image.device)
-    row_index, row_weight = col_index[height] + top[..., None, None], col_weight[height]  # [F, C, 64, K]
-    col_index, col_weight = col_index[width] + left[..., None, None], col_weight[width]
-    frames, channels = image.shape[:2]
+    """Resample rows ``top .. top + height`` and columns ``left .. left + width`` of each image
+    ``[N, 128, 128]`` to 64x64: a horizontal pass then a vertical pass, each summing its (up to
+    three) weighted source pixels left to right, as OpenCV does."""
+    tap_index, tap_weight = _taps(image.device)
+    row_index, row_weight = tap_index[height] + top[:, None, None], tap_weight[height]  # [N, 64, K]
+    col_index, col_weight = tap_index[width] + left[:, None, None], tap_weight[width]
+    count = image.shape[0]
     horizontal = None
     for k in range(_TAPS):
-        index = col_index[..., k][:, :, None, :].expand(frames, channels, CANVAS_SIZE, MAP_SIZE)
-        term = image.gather(-1, index) * col_weight[..., k][:, :, None, :]
-        horizontal = term if horizontal is None else horizontal + term  # [F, C, 128, 64]
+        index = col_index[:, None, :, k].expand(count, CANVAS_SIZE, MAP_SIZE)
+        term = image.gather(-1, index) * col_weight[:, None, :, k]
+        horizontal = term if horizontal is None else horizontal + term  # [N, 128, 64]
     vertical = None
     for k in range(_TAPS):
-        index = row_index[..., k][..., None].expand(frames, channels, MAP_SIZE, MAP_SIZE)
-        term = row_weight[..., k][..., None] * horizontal.gather(-2, index)
+        index = row_index[:, :, k, None].expand(count, MAP_SIZE, MAP_SIZE)
+        term = row_weight[:, :, k, None] * horizontal.gather(-2, index)
         vertical = term if vertical is None else vertical + term
     return vertical
 
