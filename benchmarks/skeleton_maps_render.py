@@ -47,7 +47,8 @@ from fastposegait.data.synthetic import generate_dataset  # noqa: E402
 from machine import gpu_info, write_report  # noqa: E402
 
 
-def _rate(frames: int, work: Callable[[], Any], repeats: int, synchronize: Callable[[], None] = lambda: None) -> List[float]:
+def _rate(frames: int, work: Callable[[], Any], repeats: int,
+          synchronize: Callable[[], None] = lambda: None) -> List[float]:
     passes = []
     for _ in range(repeats):
         synchronize()
@@ -60,7 +61,8 @@ def _rate(frames: int, work: Callable[[], Any], repeats: int, synchronize: Calla
 
 def _difference(got: np.ndarray, expected: np.ndarray) -> Dict[str, float]:
     diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "fraction_differing": float((diff > 0).mean())}
+    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
+            "fraction_differing": float((diff > 0).mean())}
 
 
 def measure(sequences: List[np.ndarray], threads: Sequence[int], repeats: int) -> Dict[str, Any]:

@@ -190,8 +190,10 @@ def _union_boxes(elements: _Elements) -> list:
     full = torch.full_like(elements.x0, CANVAS_SIZE)
     zero = torch.zeros_like(elements.x0)
     draw = elements.draw
-    bounds = torch.stack((torch.where(draw, elements.x0, full).amin(dim=0), torch.where(draw, elements.x1, zero).amax(dim=0),
-                          torch.where(draw, elements.y0, full).amin(dim=0), torch.where(draw, elements.y1, zero).amax(dim=0)))
+    bounds = torch.stack((torch.where(draw, elements.x0, full).amin(dim=0),
+                          torch.where(draw, elements.x1, zero).amax(dim=0),
+                          torch.where(draw, elements.y0, full).amin(dim=0),
+                          torch.where(draw, elements.y1, zero).amax(dim=0)))
     return [None if x1 <= x0 or y1 <= y0 else (x0, x1, y0, y1)
             for x0, x1, y0, y1 in bounds.to(torch.int64).t().tolist()]
 

@@ -11,7 +11,8 @@ import torch
 from worked_example import worked_example_poses
 
 import fastposegait.data.synthetic as syn
-from fastposegait.data.skeleton_maps.batched import crop_and_resize, gaussian_canvas, grey_levels, render_canvas
+from fastposegait.data.skeleton_maps.batched import (crop_and_resize, gaussian_canvas, grey_levels,
+                                                     render_canvas)
 from fastposegait.data.skeleton_maps.exact import as_coco17, render_sequence, to_canvas
 from fastposegait.data.skeleton_maps.grey import quantise
 from fastposegait.data.skeleton_maps.impute import fill_missing_joints
@@ -27,7 +28,8 @@ FRAME_STATS = [  # (sum, non-zero pixels, max) per frame for ch0 (limbs), ch1 (j
 ROW32_LIMBS = [0] * 13 + [2, 6, 11, 20, 33, 52, 77, 106, 138, 168, 192, 206, 208, 197, 207, 223, 225, 224, 224, 224,
                           224, 224, 223, 214, 194, 198, 203, 195, 176, 150, 119, 89, 62, 41, 25, 15, 8, 4, 1] + [0] * 12
 ROW32_JOINTS = [0] * 13 + [2, 5, 10, 19, 32, 50, 73, 99, 128, 155, 175, 186, 186, 184, 207, 223, 225, 213, 189, 174,
-                           200, 218, 223, 214, 193, 178, 183, 177, 161, 138, 111, 84, 59, 39, 24, 14, 7, 3, 1] + [0] * 12
+                           200, 218, 223, 214, 193, 178, 183, 177, 161, 138, 111, 84, 59, 39, 24, 14, 7, 3, 1] \
+    + [0] * 12
 COLUMN32_JOINTS = [9, 18, 31, 50, 75, 106, 140, 176, 205, 225, 235, 241, 234, 213, 183, 147, 111, 102, 107, 105, 98,
                    85, 69, 52, 49, 56, 63, 86, 112, 137, 158, 171, 174, 166, 148, 125, 99, 76, 89, 112, 131, 145, 151,
                    148, 135, 117, 94, 71, 71, 90, 109, 123, 131, 132, 123, 108, 90, 69, 51, 34, 22, 13, 7, 3]

@@ -66,7 +66,8 @@ def test_openpose_order_is_reindexed():
     openpose[:, OPENPOSE_TO_COCO] = coco
     openpose[:, 1] = (coco[:, 5] + coco[:, 6]) / 2  # the neck, dropped
     transform = SkeletonMap(joint_format="openpose")
-    assert np.array_equal(transform(transform.prepare_sequence(openpose)), SkeletonMap()(SkeletonMap().prepare_sequence(coco)))
+    reference = SkeletonMap()
+    assert np.array_equal(transform(transform.prepare_sequence(openpose)), reference(reference.prepare_sequence(coco)))
 
 
 def test_collator_imputes_from_frames_that_are_not_sampled():
@@ -90,7 +91,8 @@ def test_hook_of_a_chain_is_its_first_member():
     assert sequence_preparer(chain) is not None
     assert sequence_preparer(build_transform([{"type": "NoOperation"}])) is None
     with pytest.raises(ConfigError, match="must be the first transform"):
-        sequence_preparer(build_transform([{"type": "NoOperation"}, {"type": "SkeletonMap"}]), "trainer_cfg.transform[0]")
+        sequence_preparer(build_transform([{"type": "NoOperation"}, {"type": "SkeletonMap"}]),
+                          "trainer_cfg.transform[0]")
 
 
 def test_device_twin_equals_the_worker_path():
