@@ -147,3 +147,34 @@ def test_unquantised_option_keeps_floats():
     exact = render_sequence(poses).astype(np.float32)
     assert not np.array_equal(maps, np.trunc(maps))
     assert np.abs(maps - exact).max() < 3
+
+
+@pytest.mark.parametrize("transform_on", ["worker", "device"])
+def test_loader_runs_the_hook_in_both_modes(tmp_path, transform_on):
+    """The loader keeps the chain's whole-sequence hook when the transforms move to the device:
+    the workers' raw batch holds the imputed wrist of frame 2 (272.167, 210), not (0, 0)."""
+    import json
+
+    from fastposegait.data.dataset import PoseDataset
+    from fastposegait.data.io import save_pickle
+    from fastposegait.data.loader import build_loader
+
+    root = tmp_path / "poses"
+    for subject in ("001", "002"):
+        for kind in ("nm-01", "nm-02"):
+            save_pickle(root / subject / kind / "090" / "090.pkl", worked_example_poses())
+    partition = tmp_path / "partition.json"
+    partition.write_text(json.dumps({"TRAIN_SET": ["001", "002"], "TEST_SET": ["001"]}))
+    dataset = PoseDataset(root, partition, training=True, frame_threshold=1, data_in_use=[True])
+    sampler_cfg = {"type": "TripletSampler", "batch_size": [2, 2], "sample_type": "fixed_ordered",
+                   "frames_num_fixed": 4, "frames_skip_num": 0}
+    loader = build_loader(dataset, sampler_cfg, [{"type": "SkeletonMap"}], training=True, seed=0,
+                          transform_on=transform_on)
+    batch = next(iter(loader))
+    if transform_on == "device":
+        assert batch.inputs[0].shape == (4, 4, 17, 3)
+        assert batch.inputs[0][:, 2, R_WRIST, :2].tolist() == [[pytest.approx(272.167, abs=1e-3), 210.0]] * 4
+    else:
+        expected = torch.from_numpy(render_sequence(worked_example_poses()).astype(np.float32))
+        assert batch.inputs[0].shape == (4, 4, 2, 64, 64)
+        assert all(torch.equal(maps, expected) for maps in batch.inputs[0])
