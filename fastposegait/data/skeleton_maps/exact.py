@@ -18,6 +18,7 @@ for float64 input. The training pipeline renders the same maps batched on the de
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import List, Tuple
 
 import numpy as np
@@ -112,14 +113,14 @@ def _draw_limb(canvas: np.ndarray, start: np.ndarray, end: np.ndarray, start_pea
     y0, y1 = _window(min(start[1], end[1]), max(start[1], end[1]), radius)
     if x0 >= x1 or y0 >= y1:
         return
-    x = np.arange(x0, x1, dtype=np.float64)[None, :]
-    y = np.arange(y0, y1, dtype=np.float64)[:, None]
-    d2_start = (x - start[0]) ** 2 + (y - start[1]) ** 2
-    d2_end = (x - end[0]) ** 2 + (y - end[1]) ** 2
     length2 = (start[0] - end[0]) ** 2 + (start[1] - end[1]) ** 2
     if length2 < 1:  # a segment shorter than a pixel is drawn as its start joint
         _draw_joint(canvas, start, start_peak, sigma)
         return
+    x = np.arange(x0, x1, dtype=np.float64)[None, :]
+    y = np.arange(y0, y1, dtype=np.float64)[:, None]
+    d2_start = (x - start[0]) ** 2 + (y - start[1]) ** 2
+    d2_end = (x - end[0]) ** 2 + (y - end[1]) ** 2
     t = (d2_start - d2_end + length2) / 2. / length2
     d2_line = (x - (start[0] + t * (end[0] - start[0]))) ** 2 + (y - (start[1] + t * (end[1] - start[1]))) ** 2
     d2 = np.where(t <= 0, d2_start, np.where(t >= 1, d2_end, d2_line))
@@ -160,8 +161,11 @@ def _area_tables(src: int, dst: int) -> List[Tuple[int, int, float]]:
     return table
 
 
-def _slots(table: List[Tuple[int, int, float]], dst: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The table as [dst, slots] source indices and weights, in table order (zero-weight padding)."""
+@lru_cache(maxsize=None)
+def _slots(src: int, dst: int) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`_area_tables` as [dst, slots] source indices and weights, in table order (padded with
+    weight 0, which adds an exact +0.0), cached per size (crops are at most 128 wide)."""
+    table = _area_tables(src, dst)
     per_out: List[List[Tuple[int, float]]] = [[] for _ in range(dst)]
     for d, s, w in table:
         per_out[d].append((s, w))
@@ -171,6 +175,8 @@ def _slots(table: List[Tuple[int, int, float]], dst: int) -> Tuple[np.ndarray, n
     for d, entries in enumerate(per_out):
         for k, (s, w) in enumerate(entries):
             index[d, k], weight[d, k] = s, w
+    index.setflags(write=False)
+    weight.setflags(write=False)
     return index, weight
 
 
@@ -178,16 +184,14 @@ def _resize_area_general(img: np.ndarray, size: int) -> np.ndarray:
     """Area downscale by non-integer factors: per source row a weighted sum over columns, then rows
     accumulated in table order (the float64 order of OpenCV's generic area resize)."""
     h, w = img.shape
-    x_index, x_weight = _slots(_area_tables(w, size), size)
+    x_index, x_weight = _slots(w, size)
     buf = np.zeros((h, size), dtype=np.float64)
     for k in range(x_index.shape[1]):
         buf = buf + img[:, x_index[:, k]] * x_weight[:, k]
-    out = np.zeros((size, size), dtype=np.float64)
-    started = np.zeros(size, dtype=bool)
-    for d, s, beta in _area_tables(h, size):
-        term = beta * buf[s]
-        out[d] = out[d] + term if started[d] else term
-        started[d] = True
+    y_index, y_weight = _slots(h, size)
+    out = y_weight[:, :1] * buf[y_index[:, 0]]
+    for k in range(1, y_index.shape[1]):
+        out = out + y_weight[:, k:k + 1] * buf[y_index[:, k]]
     return out
 
 
