@@ -222,3 +222,17 @@ def test_bad_input_is_rejected():
         render_canvas(torch.zeros(2, 17, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match="sigma"):
         gaussian_canvas(torch.zeros(2, 17, 3), sigma=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_renders_the_cpu_maps():
+    """On a GPU (float64, as the device twin runs): the CPU maps, up to the last bit of exp on
+    either device moving a pixel by one grey level; float32 within one level."""
+    canvas = torch.cat([canvas_of(p) for p in synthetic_walks(10, seed=11)])
+    on_cpu = render_canvas(canvas)
+    for dtype in (torch.float64, torch.float32):
+        on_gpu = render_canvas(canvas.to("cuda", dtype)).cpu()
+        diff = (on_gpu - on_cpu).abs()
+        assert diff.max().item() <= 1 and (diff > 0).float().mean().item() < 1e-4, dtype
+    floats = render_canvas(canvas.cuda(), quantise=False).cpu()
+    assert (floats - render_canvas(canvas, quantise=False)).abs().max().item() < 1e-3
