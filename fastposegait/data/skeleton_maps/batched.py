@@ -3,7 +3,8 @@
 :func:`render_canvas` turns canvas poses ``[F, V, 3]`` (COCO-17 joints already centred and
 scaled into the 128x128 canvas: hip midpoint at (64, 64), joint extent 85 px) into maps
 ``[F, 2, 64, 64]`` (channel 0 limbs, channel 1 joints) on the 0..255 scale. It computes what
-the offline generator computes, step by step (docs/models.md, "SkeletonGait"):
+the offline generator computes, step by step (docs/process_dataset.md, "Skeleton maps for
+SkeletonGait"):
 
 1. **Gaussians** (:func:`gaussian_canvas`): every joint is a blob ``c * exp(-d^2 / (2 sigma^2))``
    and every limb a tube around its segment, peak ``min(c_start, c_end)``, each clipped to its
@@ -20,7 +21,7 @@ the offline generator computes, step by step (docs/models.md, "SkeletonGait"):
    gives the original's grey levels, including the cases where float rounding makes an
    integer mean come out one lower.
 
-Vectorised over frames, in chunks of ``chunk_size`` frames (about 1 MiB each): each of the 17
+Vectorised over frames, in chunks of ``chunk_size`` frames (about 1 MiB of memory per frame): each of the 17
 joints and 17 limbs is evaluated for all frames of the chunk at once, on the box covering its
 windows in all of them (a plain slice of the canvases, so no per-pixel indexing); a joint blob,
 clipped to its square window, is a product of a row factor and a column factor, so it costs one
@@ -50,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .exact import CANVAS_SIZE, LIMBS, MAP_SIZE, MIN_PEAK
 from .grey import GREY_LUT
 
 __all__ = [
@@ -63,19 +65,10 @@ __all__ = [
     "crop_and_resize",
 ]
 
-#: side of the square canvas the Gaussians are drawn on
-CANVAS_SIZE = 128
-#: side of the stored map
-MAP_SIZE = 64
 #: the column the crop is centred on (the hip midpoint)
-CENTRE_COLUMN = 64
-#: COCO-17 limbs (start, end) of channel 0, in drawing order (no shoulder-shoulder limb)
-LIMBS: Tuple[Tuple[int, int], ...] = (
-    (0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (5, 7), (7, 9), (0, 6), (6, 8), (8, 10),
-    (5, 11), (11, 13), (13, 15), (6, 12), (12, 14), (14, 16), (11, 12),
-)
+CENTRE_COLUMN = CANVAS_SIZE // 2
 #: elements whose peak is below this are not drawn
-MIN_CONFIDENCE = 1e-3
+MIN_CONFIDENCE = MIN_PEAK
 #: number of COCO joints the renderer takes
 NUM_JOINTS = 17
 #: a coordinate this far off the canvas draws nothing; non-finite coordinates are moved here
