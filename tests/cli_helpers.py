@@ -109,6 +109,19 @@ TINY = {
     },
     "gpgait": _tiny_gpgait(["pose.part_2.0.asg.PA", "angle.layer_share.0.asg.conv_d.0.weight", "BNNecks.fc_bin"]),
     "GPGait_PlusPlus": _tiny_gpgait(["pose.part_2.0.asg.PA", "angle.layer_share.0.tcn.conv.weight", "BNNecks.fc_bin"]),
+    "DeepGaitV2": {
+        "overrides": [
+            "model_cfg.Backbone.channels=[8, 8, 16, 16]",
+            "model_cfg.SeparateBNNecks.class_num=4",  # one logit per training subject (4 of the 6)
+            "trainer_cfg.sampler.batch_size=[2, 2]",
+            "trainer_cfg.sampler.frames_num_fixed=6",
+            "evaluator_cfg.sampler.batch_size=8",
+            "evaluator_cfg.sampler.frames_num_fixed=8",
+        ],
+        "embedding": (16, 16),  # FC features (channels[2]) x 16 horizontal strips
+        "logged": ["triplet_loss=", "softmax_loss=", "softmax_accuracy="],
+        "trained_keys": ["layer2.0.shortcut3d.weight", "BNNecks.fc_bin"],
+    },
     "RawJointsNN": {"overrides": [], "embedding": (4 * 17, 1), "logged": [], "trained_keys": []},
 }
 
