@@ -68,6 +68,9 @@ class Spec:
     zero_gradient_at_init: Callable[[nn.Module], Set[str]] = lambda model: set()
     #: False for a parameter-free model (nothing to train: no losses, no step)
     trainable: bool = True
+    #: frames of the raw walks a training batch is built from (None: ``RAW_FRAMES``); a CNN on
+    #: rendered maps costs far more per frame than a graph network
+    raw_frames: Optional[int] = None
 
 
 def behind_zero_initialised_bn_up(model: nn.Module) -> Set[str]:
@@ -127,6 +130,7 @@ SPECS: Dict[str, Spec] = {
         model_cfg={"model": "DeepGaitV2", "SeparateBNNecks": {"class_num": 6},
                    "Backbone": {"in_channels": 2, "mode": "p3d", "channels": [8, 8, 16, 16], "layers": [1, 1, 1, 1]}},
         config="configs/skeletongait/skeletongait_CCPG.yaml",
+        raw_frames=12,
         embedding=(16, 16),  # FC features (channels[2]) x 16 horizontal strips
         logged=frozenset({"scalar/triplet/loss", "scalar/triplet/hard_loss", "scalar/triplet/loss_num",
                           "scalar/triplet/mean_dist", "scalar/softmax/loss", "scalar/softmax/accuracy"}),
@@ -178,11 +182,18 @@ def raw_walks(n: int, frames: int, seed: int) -> np.ndarray:
 
 def batch(spec: Spec, training: bool, n: int = N, seed: int = 0) -> torch.Tensor:
     """One modality's batch, built from raw walks by the config's own transform chain
-    (``trainer_cfg`` with its augmentations under a seeded generator, or ``evaluator_cfg``)."""
-    cfg = config_of(spec)
+    (``trainer_cfg`` with its augmentations under a seeded generator, or ``evaluator_cfg``);
+    built once per argument set (rendering skeleton maps is the slow part), a fresh copy each call."""
+    frames = (spec.raw_frames or RAW_FRAMES) if training else EVAL_FRAMES
+    return _batch(spec.config, training, n, seed, frames).clone()
+
+
+@functools.lru_cache(maxsize=None)
+def _batch(config: str, training: bool, n: int, seed: int, frames: int) -> torch.Tensor:
+    cfg = _load(config)
     section = cfg["trainer_cfg" if training else "evaluator_cfg"]
     (chain,) = build_transforms(section["transform"])
-    raw = raw_walks(n, RAW_FRAMES if training else EVAL_FRAMES, seed)
+    raw = raw_walks(n, frames, seed)
     out = [chain(walk, np.random.default_rng([seed, i])) for i, walk in enumerate(raw)]
     return torch.from_numpy(np.stack(out)).float()
 
