@@ -15,7 +15,9 @@ is recorded, and the suite goes on):
 3. ``throughput``: ``benchmarks/train_throughput.py`` on the four CASIA-B recipes at their real
    batch sizes: fp32, fp16 (+GradScaler), bf16 and ``torch.compile``, model-only vs fed by the
    DataLoader (pipeline efficiency) with 1, 4 and 8 workers, and with
-   ``trainer_cfg.transform_on=device`` when the config accepts it;
+   ``trainer_cfg.transform_on=device`` when the config accepts it; then SkeletonGait (the CCPG
+   recipe's DeepGaitV2, skeleton maps rendered on the GPU, float16; then rendered by 4 workers,
+   float16 and float32) in a fixed share of the step's time;
 4. ``test_phase``: ``benchmarks/test_phase.py`` on a CASIA-B-sized test set (5,500 sequences);
 5. ``machine``: CPU, memory, torch, CUDA, cuDNN and NCCL versions, the GPUs and ``nvidia-smi``.
 
@@ -45,7 +47,7 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -56,11 +58,16 @@ from cli_helpers import MAIN, TINY, free_port, schedule_overrides, synthetic_dat
 from machine import gpu_info, machine_info  # noqa: E402
 
 #: seconds per step on a GPU machine (upper bounds; the whole run is also capped by --budget)
-REAL_LIMITS = {"data": 60, "pytest": 90, "distributed": 120, "throughput": 140, "test_phase": 75}
+REAL_LIMITS = {"data": 60, "pytest": 90, "distributed": 120, "throughput": 175, "test_phase": 75}
 #: the same for the dry run on a 2-core CPU
 DRY_LIMITS = {"data": 60, "pytest": 120, "distributed": 240, "throughput": 150, "test_phase": 150}
 STEPS = ("machine", "pytest", "distributed", "throughput", "test_phase")
 DEVICE_TRANSFORMS = "trainer_cfg.transform_on=device"
+GRAPH_MODELS = "gaitgraph2,gaitgraph1,gaittr,gpgait"
+#: SkeletonGait's timed windows: 1 warm-up step, then one window of 4 steps. Its pipeline with 4
+#: workers rendering maps is bound by them: the first 4 batches come together, the next ones one
+#: worker's batch time later, so a window of 4 steps after the warm-up spans that batch time.
+SKELETONGAIT_WINDOWS = ["--warmup", "1", "--steps", "4", "--repeats", "1"]
 #: end time of background processes, by pid
 FINISHED: Dict[int, float] = {}
 #: weight tolerance of single- vs multi-process training (as tests/engine/test_end_to_end.py)
@@ -330,22 +337,53 @@ def data_overrides(root: Path, partition: Path) -> List[str]:
             "--override", "data_cfg.synthetic=null"]
 
 
-def throughput_plan(dry_run: bool, device: bool) -> List[Tuple[str, str, Optional[int], List[str]]]:
-    """``(tag, variants, num_workers, extra overrides)`` of each train_throughput invocation, in
-    order; each gets an equal part of the step's remaining time, and its rows are kept when it
-    is cut short (the benchmark writes its JSON after every row)."""
+class Run(NamedTuple):
+    """One ``benchmarks/train_throughput.py`` invocation of the throughput step."""
+
+    tag: str
+    models: str  # comma-separated train_throughput model names
+    variants: str  # comma-separated train_throughput variants
+    workers: Optional[int]  # --num-workers; None: the recipe's own
+    overrides: List[str]  # extra --override KEY=VALUE (device transforms)
+    seconds: Optional[float] = None  # a fixed share; None: an equal part of the rest
+    args: Tuple[str, ...] = ()  # extra command-line arguments
+
+
+def throughput_plan(dry_run: bool, device: bool) -> List[Run]:
+    """The throughput step's invocations, in order. A run with ``seconds`` (SkeletonGait) gets
+    that much, capped by what is left; the others share equally what is left after the fixed
+    shares still to come (time saved rolls on to ``torch.compile``, last). A run cut short keeps
+    its rows (the benchmark writes its JSON after every row).
+
+    Dry run: SkeletonGait (tiny) rides in the graph models' invocations, so that it adds no
+    process start-up to the CI run."""
     if dry_run:
-        plan = [("fp32-bf16-w0", "fp32,bf16", 0, []), ("fp32-w1", "fp32", 1, [])]
+        plan = [Run("fp32-bf16-w0", GRAPH_MODELS + ",skeletongait", "fp32,bf16", 0, []),
+                Run("fp32-w1", GRAPH_MODELS + ",skeletongait", "fp32", 1, [])]
         if device:
-            plan.append(("device-fp32-w0", "fp32", 0, [DEVICE_TRANSFORMS]))
+            plan.append(Run("device-fp32-w0", GRAPH_MODELS + ",skeletongait", "fp32", 0, [DEVICE_TRANSFORMS]))
         return plan
-    plan = [("amp-w4", "fp32,fp16,bf16", 4, []), ("fp32-w1", "fp32", 1, []), ("fp32-w8", "fp32", 8, []),
-            ("fp32-default-workers", "fp32", None, [])]
+    # the graph recipes' own num_workers is 1: "default workers" is the 1-worker row
+    plan = [Run("amp-w4", GRAPH_MODELS, "fp32,fp16,bf16", 4, []), Run("fp32-default-workers", GRAPH_MODELS, "fp32", None, []),
+            Run("fp32-w8", GRAPH_MODELS, "fp32", 8, [])]
     if device:
-        plan += [("device-fp32-default-workers", "fp32", None, [DEVICE_TRANSFORMS]),
-                 ("device-fp32-w4", "fp32", 4, [DEVICE_TRANSFORMS])]
-    plan.append(("compile-w4", "compile", 4, []))  # last: compilation takes what time is left
+        plan += [Run("device-fp32-default-workers", GRAPH_MODELS, "fp32", None, [DEVICE_TRANSFORMS]),
+                 Run("device-fp32-w4", GRAPH_MODELS, "fp32", 4, [DEVICE_TRANSFORMS]),
+                 Run("skeletongait-device-fp16-w4", "skeletongait", "fp16", 4, [DEVICE_TRANSFORMS], 20.0,
+                     tuple(SKELETONGAIT_WINDOWS))]
+    plan.append(Run("skeletongait-w4", "skeletongait", "fp16,fp32", 4, [], 45.0 if device else 65.0,
+                    tuple(SKELETONGAIT_WINDOWS)))
+    plan.append(Run("compile-w4", GRAPH_MODELS, "compile", 4, []))  # last: compilation takes what time is left
     return plan
+
+
+def run_share(plan: Sequence[Run], i: int, left: float) -> float:
+    """Seconds for ``plan[i]`` when ``left`` seconds of the step remain."""
+    if plan[i].seconds is not None:
+        return min(plan[i].seconds, left)
+    later = plan[i:]
+    reserved = sum(r.seconds for r in later if r.seconds is not None)
+    return max(0.0, left - reserved) / sum(1 for r in later if r.seconds is None)
 
 
 def step_throughput(suite: Suite, root: Path, partition: Path) -> Dict[str, Any]:
@@ -355,30 +393,31 @@ def step_throughput(suite: Suite, root: Path, partition: Path) -> Dict[str, Any]
     step_end = time.monotonic() + suite.limits["throughput"]
     rows: List[Dict[str, Any]] = []
     problems, not_run = [], []
-    for i, (tag, variants, workers, extra) in enumerate(plan):
-        left = step_end - time.monotonic()
-        if left <= 1 or suite.time_left() <= 1:
-            not_run.append(tag)
+    for i, run in enumerate(plan):
+        left = min(step_end - time.monotonic(), suite.time_left())
+        share = run_share(plan, i, left)
+        if share <= 1:
+            not_run.append(run.tag)
             continue
-        share = left / (len(plan) - i)  # an equal part of what is left: time saved rolls on to compile
-        out = suite.out / "work" / f"throughput-{tag}.json"
-        cmd = [sys.executable, "benchmarks/train_throughput.py", "--variants", variants,
+        out = suite.out / "work" / f"throughput-{run.tag}.json"
+        cmd = [sys.executable, "benchmarks/train_throughput.py", "--models", run.models, "--variants", run.variants,
                "--device", "cpu" if suite.dry_run else "cuda", "--data", str(suite.out / "work" / "throughput"),
-               "--out", str(out), *data_overrides(root, partition)]
-        cmd += [a for o in extra for a in ("--override", o)]
-        if workers is not None:
-            cmd += ["--num-workers", str(workers)]
+               "--out", str(out), *data_overrides(root, partition), *run.args]
+        cmd += [a for o in run.overrides for a in ("--override", o)]
+        if run.workers is not None:
+            cmd += ["--num-workers", str(run.workers)]
         if suite.dry_run:
             cmd.append("--tiny")
-        code, output = suite.run(f"throughput-{tag}", cmd, share)
+        code, output = suite.run(f"throughput-{run.tag}", cmd, share)
         if out.exists():
             for row in json.loads(out.read_text())["rows"]:
-                rows.append({"run": tag, "device_transforms": bool(extra), **row})
+                on_device = row.get("transform_on", "device" if run.overrides else "worker") == "device"
+                rows.append({"run": run.tag, "device_transforms": on_device, **row})
         if code is None:
-            problems.append(f"{tag}: timed out after {share:.0f} s (rows kept)")
+            problems.append(f"{run.tag}: timed out after {share:.0f} s (rows kept)")
         elif code != 0:
-            problems.append(f"{tag}: exit {code}: {output.strip().splitlines()[-1][:200] if output.strip() else ''}")
-    figures: Dict[str, Any] = {"rows": rows, "plan": [p[0] for p in plan], "not_run": not_run,
+            problems.append(f"{run.tag}: exit {code}: {output.strip().splitlines()[-1][:200] if output.strip() else ''}")
+    figures: Dict[str, Any] = {"rows": rows, "plan": [r.tag for r in plan], "not_run": not_run,
                                "device_transforms": "measured" if device else f"not available: {why_not}"}
     status = "failed" if any("exit" in p for p in problems) else "timeout" if problems or not_run else "passed"
     reason = "; ".join(problems + ([f"not run (out of time): {', '.join(not_run)}"] if not_run else []))

@@ -1,11 +1,17 @@
 """Training throughput per model: the real data pipeline vs the model-only limit.
 
 For each model's CASIA-B recipe (its real batch size, frame sampling and transforms), on a
-synthetic CASIA-B-like dataset:
+synthetic CASIA-B-like dataset; and for SkeletonGait (``--models skeletongait``: the CCPG
+recipe's DeepGaitV2 ``[64, 128, 256, 512]``, batch [8, 16] x 30 frames, skeleton maps rendered
+from the poses by the ``SkeletonMap`` transform, in the workers or, with
+``trainer_cfg.transform_on=device``, on the device) on the same data, its classifier sized to
+the dataset's training subjects:
 
-* **model-only**: one batch is built by the real loader and moved to the device once; the
-  runner's own training step (forward, losses, backward, optimizer, scheduler) is timed on it
-  repeatedly. This is the most the model can process.
+* **model-only**: one batch is built by the real loader's batch builder (in this process, so
+  that no worker is left prefetching batches nobody reads) and reused; the runner's own
+  training step (transfer, forward, losses, backward, optimizer, scheduler) is timed on it
+  repeatedly. This is the most the model can process. With device transforms the step includes
+  them (for SkeletonGait: the rendering).
 * **pipeline**: the same training step fed by the real DataLoader (workers load, sample
   frames and run the transforms), as ``--phase train`` runs it.
 
@@ -14,8 +20,10 @@ Efficiency = pipeline throughput / model-only throughput (goal: >= 0.9). Each va
 optimizer step) is measured in the same run. Figures
 are medians over ``--repeats`` timed windows of ``--steps`` steps, after ``--warmup`` steps.
 
-    python benchmarks/train_throughput.py                       # all models, CPU, fp32 + bf16
+    python benchmarks/train_throughput.py                       # the four graph models, CPU, fp32 + bf16
     python benchmarks/train_throughput.py --models gaitgraph2 --variants fp32,compile
+    python benchmarks/train_throughput.py --models skeletongait --variants fp32,fp16 --device cuda \
+        --num-workers 4 --override trainer_cfg.transform_on=device
     python benchmarks/train_throughput.py --tiny                 # seconds; what CI runs
 
 Results are printed as a table and written to ``benchmarks/results/train_throughput.json``.
@@ -23,6 +31,7 @@ Results are printed as a table and written to ``benchmarks/results/train_through
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -49,11 +58,17 @@ CONFIGS = {
     "gaitgraph1": "configs/gaitgraph1/gaitgraph1_phase1.yaml",
     "gaittr": "configs/gaittr/gaittr.yaml",
     "gpgait": "configs/gpgait/gpgait.yaml",
+    "skeletongait": "configs/skeletongait/skeletongait_CCPG.yaml",
 }
+#: what ``--models`` runs by default (SkeletonGait's CNN on a CPU takes minutes per step)
+DEFAULT_MODELS = ("gaitgraph2", "gaitgraph1", "gaittr", "gpgait")
+#: models whose classifier width must equal the dataset's training subjects: the config key
+CLASS_NUM_KEYS = {"skeletongait": "model_cfg.SeparateBNNecks.class_num"}
+#: precision is set both ways, because a recipe may switch float16 on itself (SkeletonGait's does)
 VARIANTS = {
-    "fp32": [],
-    "bf16": ["trainer_cfg.enable_bfloat16=true"],
-    "fp16": ["trainer_cfg.enable_float16=true"],
+    "fp32": ["trainer_cfg.enable_float16=false", "trainer_cfg.enable_bfloat16=false"],
+    "bf16": ["trainer_cfg.enable_float16=false", "trainer_cfg.enable_bfloat16=true"],
+    "fp16": ["trainer_cfg.enable_float16=true", "trainer_cfg.enable_bfloat16=false"],
     "compile": ["trainer_cfg.compile=true"],
     "channels_last": ["trainer_cfg.channels_last=true"],
     "fused_optimizer": ["optimizer_cfg.fused=true"],
@@ -100,11 +115,13 @@ def measure(model: str, variant: str, overrides: List[str], device: torch.device
         over.append(f"data_cfg.num_workers={num_workers}")
     cfg = load_config(REPO / CONFIGS[model], over)
     ensure_dataset(cfg["data_cfg"])
+    if model in CLASS_NUM_KEYS:  # the recipe's class count is its own dataset's, not this one's
+        cfg = load_config(REPO / CONFIGS[model], over + [f"{CLASS_NUM_KEYS[model]}={training_subjects(cfg)}"])
     runner = Runner(cfg, "train", DistEnv(), device)
     setup_logging(rank=1)  # the runner set up rank-0 logging; keep the benchmark's output readable
     parts = runner.build_training()
     runner.net.train()
-    batch = next(iter(parts.loader))
+    batch = first_batch(parts.loader, device)
     batch_size = batch.num_sequences
     frames = tuple(batch.inputs[0].shape)
 
@@ -122,16 +139,36 @@ def measure(model: str, variant: str, overrides: List[str], device: torch.device
     m, p = statistics.median(model_only), statistics.median(pipeline)
     return {
         "model": model, "variant": variant, "batch": batch_size, "input_shape": list(frames),
-        "num_workers": cfg["data_cfg"]["num_workers"],
+        "num_workers": cfg["data_cfg"]["num_workers"], "transform_on": cfg["trainer_cfg"]["transform_on"],
         "model_only_s_per_step": model_only, "pipeline_s_per_step": pipeline,
         "model_only_seq_per_s": batch_size / m, "pipeline_seq_per_s": batch_size / p,
         "efficiency": m / p,
     }
 
 
+def training_subjects(cfg: Dict[str, Any]) -> int:
+    """Subjects in the partition's ``TRAIN_SET`` (the classifier's width)."""
+    return len(json.loads(Path(cfg["data_cfg"]["dataset_partition"]).read_text())["TRAIN_SET"])
+
+
+def first_batch(loader: Any, device: torch.device) -> Any:
+    """The loader's first batch, built in this process by its batch builder (the loader's
+    dataset) from its sampler's first request, pinned like the loader pins on CUDA.
+
+    Not ``next(iter(loader))``: with persistent workers that iterator lives on, its workers
+    keep preparing ``prefetch_factor`` (4) batches each, and the pipeline's fresh iterator would
+    first wait for all of them: for SkeletonGait's 128 x 30-frame batches, at the ~600 frames/s
+    of one CPU core that docs/benchmarks.md reports for ``SkeletonMap``, about 4 x 6 s."""
+    batch = loader.dataset[next(iter(loader.sampler))]
+    if device.type == "cuda":
+        batch = batch._replace(inputs=[x.pin_memory() for x in batch.inputs], labels=batch.labels.pin_memory())
+    return batch
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                        help="comma-separated: " + ", ".join(CONFIGS) + " (default: the four graph models)")
     parser.add_argument("--variants", default="fp32,bf16", help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=3, help="steps per timed window")
@@ -195,7 +232,9 @@ def _tiny_model(model: str) -> List[str]:
                    "gaitgraph1": ["trainer_cfg.sampler.batch_size=8", "trainer_cfg.sampler.frames_num_fixed=24",
                                   "trainer_cfg.transform.0.trf_cfg.2.sequence_length=10"],
                    "gaittr": ["trainer_cfg.sampler.batch_size=[2, 4]"],
-                   "gpgait": ["trainer_cfg.sampler.batch_size=[2, 4]", "model_cfg.num_class=4"]}
+                   "gpgait": ["trainer_cfg.sampler.batch_size=[2, 4]", "model_cfg.num_class=4"],
+                   "skeletongait": ["model_cfg.Backbone.channels=[8, 8, 16, 16]", "trainer_cfg.sampler.batch_size=[2, 2]",
+                                    "trainer_cfg.sampler.frames_num_fixed=6"]}
     return small_batch.get(model, [])
 
 

@@ -6,6 +6,7 @@ recomputed from others are.
 The helpers the suite's CUDA path depends on (process count, pytest report parsing, the
 throughput plan, the markdown) are checked in the fast lane."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -42,14 +43,49 @@ def test_parse_junit_counts_and_reasons(tmp_path):
 
 def test_throughput_plan_covers_the_issue():
     real = gpu_suite.throughput_plan(dry_run=False, device=True)
-    variants = {v for _, vs, _, _ in real for v in vs.split(",")}
-    assert variants == {"fp32", "fp16", "bf16", "compile"}
-    assert {w for _, _, w, _ in real} == {1, 4, 8, None}  # None: the recipe's own num_workers
-    assert real[-1][1] == "compile"  # last: it takes what time is left
-    assert any(gpu_suite.DEVICE_TRANSFORMS in extra for *_, extra in real)
-    assert not any(extra for *_, extra in gpu_suite.throughput_plan(dry_run=False, device=False))
+    graph = [r for r in real if "skeletongait" not in r.models]
+    assert all(r.models == "gaitgraph2,gaitgraph1,gaittr,gpgait" for r in graph)
+    assert {v for r in graph for v in r.variants.split(",")} == {"fp32", "fp16", "bf16", "compile"}
+    assert {r.workers for r in graph} == {4, 8, None}  # None: the recipes' own num_workers, which is 1
+    assert real[-1].variants == "compile"  # last: it takes what time is left
+    assert any(gpu_suite.DEVICE_TRANSFORMS in r.overrides for r in graph)
+    assert not any(r.overrides for r in gpu_suite.throughput_plan(dry_run=False, device=False))
+    # SkeletonGait: float32 and float16 rendered by the workers, float16 rendered on the device
+    skeleton = {(v, gpu_suite.DEVICE_TRANSFORMS in r.overrides) for r in real if r.models == "skeletongait"
+                for v in r.variants.split(",")}
+    assert skeleton == {("fp32", False), ("fp16", False), ("fp16", True)}
+    assert all(r.seconds for r in real if r.models == "skeletongait")  # a bounded share
+    assert not any(r.seconds for r in graph)
     dry = gpu_suite.throughput_plan(dry_run=True, device=False)
-    assert {v for _, vs, _, _ in dry for v in vs.split(",")} == {"fp32", "bf16"} and {w for _, _, w, _ in dry} == {0, 1}
+    assert {v for r in dry for v in r.variants.split(",")} == {"fp32", "bf16"} and {r.workers for r in dry} == {0, 1}
+    assert all("skeletongait" in r.models.split(",") for r in dry)  # no extra process start-up in CI
+
+
+def test_throughput_shares_fit_the_step():
+    """Fixed shares are kept for the SkeletonGait runs; the others split what is left after them
+    equally; compile, last, takes the rest; nothing is planned past the step's limit."""
+    plan = gpu_suite.throughput_plan(dry_run=False, device=True)
+    limit = gpu_suite.REAL_LIMITS["throughput"]
+    fixed = sum(r.seconds for r in plan if r.seconds)
+    free = [r for r in plan if not r.seconds]
+    assert gpu_suite.run_share(plan, 0, limit) == pytest.approx((limit - fixed) / len(free))
+    # every run takes its whole share: the shares add up to the limit exactly
+    left, shares = float(limit), []
+    for i in range(len(plan)):
+        shares.append(gpu_suite.run_share(plan, i, left))
+        left -= shares[-1]
+    assert sum(shares) == pytest.approx(limit) and left == pytest.approx(0.0)
+    assert [s for s, r in zip(shares, plan) if r.seconds] == [r.seconds for r in plan if r.seconds]
+    # the graph runs finish early (10 s each): compile gets all that is left
+    left = float(limit)
+    for i, r in enumerate(plan[:-1]):
+        left -= r.seconds if r.seconds else 10.0
+    assert gpu_suite.run_share(plan, len(plan) - 1, left) == pytest.approx(limit - fixed - 10.0 * (len(free) - 1))
+    # short of time: a fixed share is capped by what is left
+    i = next(i for i, r in enumerate(plan) if r.seconds)
+    assert gpu_suite.run_share(plan, i, 5.0) == 5.0
+    # the suite's step limits fit its default CUDA budget
+    assert sum(v for k, v in gpu_suite.REAL_LIMITS.items() if k != "data") <= 470  # data: in the background
 
 
 def test_cuda_test_files_hold_the_cuda_only_tests():
@@ -120,14 +156,24 @@ def test_dry_run_runs_every_step(tmp_path):
 
     rows = steps["throughput"]["figures"]["rows"]
     seen = {(r["model"], r["variant"], r["num_workers"], r["device_transforms"]) for r in rows}
-    for model in ("gaitgraph2", "gaitgraph1", "gaittr", "gpgait"):
+    for model in ("gaitgraph2", "gaitgraph1", "gaittr", "gpgait", "skeletongait"):
         assert {(model, "fp32", 0, False), (model, "bf16", 0, False), (model, "fp32", 1, False)} <= seen
     for r in rows:  # the derived figures agree with the timings they come from
         assert r["efficiency"] == pytest.approx(r["pipeline_seq_per_s"] / r["model_only_seq_per_s"], rel=1e-9)
         assert r["batch"] > 0
+        for key in ("model_only_seq_per_s", "pipeline_seq_per_s", "efficiency"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r["model"], r["variant"], key)
+        assert r["transform_on"] == ("device" if r["device_transforms"] else "worker")
     available = steps["throughput"]["figures"]["device_transforms"]
     assert available == "measured" or available.startswith("not available: ")
     assert any(r["device_transforms"] for r in rows) == (available == "measured")
+    skeleton = [r for r in rows if r["model"] == "skeletongait"]
+    # tiny recipe: [2, 2] x 6 frames of the two-channel maps, cut to 44 columns (stacked; on the
+    # device the workers hand over the poses, [4, 6, 17, 3]); classes: the 4 training subjects
+    for r in skeleton:
+        assert r["batch"] == 4
+        assert r["input_shape"] == ([4, 6, 17, 3] if r["device_transforms"] else [4, 6, 2, 64, 44])
+    assert any(r["device_transforms"] for r in skeleton) == (available == "measured")
 
     phase = {r["model"]: r for r in steps["test_phase"]["figures"]["rows"]}
     assert set(phase) == {"gaitgraph2", "gaitgraph1", "gaittr", "gpgait"}
