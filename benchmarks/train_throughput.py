@@ -115,8 +115,10 @@ def measure(model: str, variant: str, overrides: List[str], device: torch.device
         over.append(f"data_cfg.num_workers={num_workers}")
     cfg = load_config(REPO / RECIPES[model], over)
     ensure_dataset(cfg["data_cfg"])
+    classes: Dict[str, int] = {}
     if model in CLASS_NUM_KEYS:  # the recipe's class count is its own dataset's, not this one's
-        cfg = load_config(REPO / RECIPES[model], over + [f"{CLASS_NUM_KEYS[model]}={training_subjects(cfg)}"])
+        classes["class_num"] = training_subjects(cfg)
+        cfg = load_config(REPO / RECIPES[model], over + [f"{CLASS_NUM_KEYS[model]}={classes['class_num']}"])
     runner = Runner(cfg, "train", DistEnv(), device)
     setup_logging(rank=1)  # the runner set up rank-0 logging; keep the benchmark's output readable
     parts = runner.build_training()
@@ -139,7 +141,7 @@ def measure(model: str, variant: str, overrides: List[str], device: torch.device
     m, p = statistics.median(model_only), statistics.median(pipeline)
     return {
         "model": model, "variant": variant, "batch": batch_size, "input_shape": list(frames),
-        "num_workers": cfg["data_cfg"]["num_workers"], "transform_on": cfg["trainer_cfg"]["transform_on"],
+        "num_workers": cfg["data_cfg"]["num_workers"], "transform_on": cfg["trainer_cfg"]["transform_on"], **classes,
         "model_only_s_per_step": model_only, "pipeline_s_per_step": pipeline,
         "model_only_seq_per_s": batch_size / m, "pipeline_seq_per_s": batch_size / p,
         "efficiency": m / p,

@@ -169,9 +169,10 @@ def test_dry_run_runs_every_step(tmp_path):
     assert any(r["device_transforms"] for r in rows) == (available == "measured")
     skeleton = [r for r in rows if r["model"] == "skeletongait"]
     # tiny recipe: [2, 2] x 6 frames of the two-channel maps, cut to 44 columns (stacked; on the
-    # device the workers hand over the poses, [4, 6, 17, 3]); classes: the 4 training subjects
+    # device the workers hand over the poses, [4, 6, 17, 3]); classes: the 4 training subjects,
+    # not the CCPG recipe's 100
     for r in skeleton:
-        assert r["batch"] == 4
+        assert r["batch"] == 4 and r["class_num"] == data["subjects"]["TRAIN_SET"] == 4
         assert r["input_shape"] == ([4, 6, 17, 3] if r["device_transforms"] else [4, 6, 2, 64, 44])
     assert any(r["device_transforms"] for r in skeleton) == (available == "measured")
 
