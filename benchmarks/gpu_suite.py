@@ -9,8 +9,8 @@ is recorded, and the suite goes on):
    the CPU vs CUDA, float32);
 2. ``distributed``: ``torchrun --nproc_per_node=<all GPUs, at most 4>`` train + test of each demo config
    (CASIA-B layout) for 4 iterations at the tiny widths of ``tests/cli_helpers.py`` (NCCL on
-   CUDA; gloo with 2 processes in the dry run; 1, 2 or 4 processes, as the tiny batches must
-   split evenly over the ranks); with 2+ processes also that SyncBatchNorm was
+   CUDA; gloo with 2 processes and the demos of ``DRY_RUN_DEMOS`` in the dry run; 1, 2 or 4
+   processes, as the tiny batches must split evenly over the ranks); with 2+ processes also that SyncBatchNorm was
    switched on (CUDA only), and the single-vs-multi-process weight equality of GaitGraph2;
 3. ``throughput``: ``benchmarks/train_throughput.py`` on the four CASIA-B recipes at their real
    batch sizes: fp32, fp16 (+GradScaler), bf16 and ``torch.compile``, model-only vs fed by the
@@ -192,6 +192,19 @@ def _casia_b_demos() -> List[Path]:
             if yaml.safe_load(p.read_text())["data_cfg"].get("synthetic", {}).get("layout", "casia-b") == "casia-b"]
 
 
+#: the demos the CPU dry run launches with torchrun: the weight-equality model (GaitGraph2), one
+#: without training, and SkeletonGait (maps rendered in the workers); every demo runs through the
+#: CLI in the slow lane anyway (tests/engine/test_models_cli.py), and the real run launches them all
+DRY_RUN_DEMOS = ("gaitgraph2_demo", "raw_joints_nn", "skeletongait_demo")
+
+
+def distributed_demos(dry_run: bool) -> List[Path]:
+    """The CASIA-B-layout demos the distributed step launches (a subset in the dry run, to keep
+    the CPU-only CI short)."""
+    demos = _casia_b_demos()
+    return [p for p in demos if p.stem in DRY_RUN_DEMOS] if dry_run else demos
+
+
 def distributed_processes(gpus: int) -> int:
     """Processes for the torchrun step: all GPUs, up to 4 and a power of two, because the tiny
     demo batches (4 sequences for GPGait, 8 for the others) must split evenly over the ranks."""
@@ -221,7 +234,7 @@ def step_distributed(suite: Suite) -> Dict[str, Any]:
         return suite.run(f"distributed-{tag}", cmd, step_end - time.monotonic(), cwd=folder,
                          env_extra={"OMP_NUM_THREADS": "1"})
 
-    for config in _casia_b_demos():
+    for config in distributed_demos(suite.dry_run):
         raw = yaml.safe_load(config.read_text())
         model = raw["model_cfg"]["model"]
         folder = work / config.stem

@@ -23,6 +23,13 @@ import gpu_suite  # noqa: E402
 STEP_ORDER = ["machine", "pytest", "distributed", "data", "throughput", "test_phase"]
 
 
+def test_the_real_run_launches_every_casia_b_demo_and_the_dry_run_a_subset():
+    every = gpu_suite._casia_b_demos()
+    assert gpu_suite.distributed_demos(dry_run=False) == every
+    dry = gpu_suite.distributed_demos(dry_run=True)
+    assert [p.stem for p in dry] == sorted(gpu_suite.DRY_RUN_DEMOS) and set(dry) < set(every)
+
+
 def test_processes_split_the_tiny_batches_evenly():
     assert [gpu_suite.distributed_processes(n) for n in (0, 1, 2, 3, 4, 5, 8)] == [1, 1, 2, 2, 4, 4, 4]
 
@@ -139,8 +146,7 @@ def test_dry_run_runs_every_step(tmp_path):
     dist = steps["distributed"]["figures"]
     assert dist["backend"] == "gloo" and dist["processes"] == 2
     configs = {r["config"] for r in dist["runs"]}
-    assert {"configs/demo/gaitgraph2_demo.yaml", "configs/demo/gaittr_demo.yaml", "configs/demo/gpgait_demo.yaml",
-            "configs/demo/raw_joints_nn.yaml"} <= configs
+    assert configs == {f"configs/demo/{name}.yaml" for name in gpu_suite.DRY_RUN_DEMOS}
     for run in dist["runs"]:
         assert run["status"] == "ran" and run["test_exit"] == 0
         if "train_exit" in run:
