@@ -368,6 +368,13 @@ class RandomHorizontalFlip(MapTransform):
         return torch.where(_per_sample(flip, x), x.flip(-1), x)
 
 
+def _warp_selected(x: Tensor, source_x: Tensor, source_y: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """``x`` sampled bilinearly at ``(source_x, source_y)`` in its own dtype, for the samples where
+    ``mask [B]`` is true (all of them when it is None); the others unchanged."""
+    warped = _like_input(_warp_bilinear_batched(x, source_x, source_y), x)
+    return warped if mask is None else torch.where(_per_sample(mask, x), warped, x)
+
+
 @TRANSFORMS.register("RandomPerspective")
 class RandomPerspective(MapTransform):
     """With probability ``prob`` (one draw per sequence), warp every frame so that the
@@ -412,9 +419,7 @@ class RandomPerspective(MapTransform):
         is true, all samples when it is None)."""
         x = self._check_batch(x)
         height, width = x.shape[-2:]
-        source_x, source_y = _perspective_source_batched(corners.to(x.device), height, width)
-        warped = _like_input(_warp_bilinear_batched(x, source_x, source_y), x)
-        return warped if mask is None else torch.where(_per_sample(mask, x), warped, x)
+        return _warp_selected(x, *_perspective_source_batched(corners.to(x.device), height, width), mask)
 
     def batched(self, x: Tensor, generator: torch.Generator) -> Tensor:
         x = self._check_batch(x)
@@ -461,9 +466,7 @@ class RandomRotate(MapTransform):
         """``x [B, T, (C,) H, W]`` rotated by ``angles [B]`` degrees per sample (where ``mask``)."""
         x = self._check_batch(x)
         height, width = x.shape[-2:]
-        source_x, source_y = _rotation_source_batched(angles.to(x.device), height, width)
-        rotated = _like_input(_warp_bilinear_batched(x, source_x, source_y), x)
-        return rotated if mask is None else torch.where(_per_sample(mask, x), rotated, x)
+        return _warp_selected(x, *_rotation_source_batched(angles.to(x.device), height, width), mask)
 
     def batched(self, x: Tensor, generator: torch.Generator) -> Tensor:
         x = self._check_batch(x)
